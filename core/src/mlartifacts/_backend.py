@@ -1,0 +1,270 @@
+"""A plugin bound to one resolved root: the typed face the rest of the core calls.
+
+Nothing outside this module calls pluggy hooks. Every call is routed to the one
+plugin that claimed the URI, and anything it raises that is not already an
+:class:`ArtifactError` is translated here, once, with the operation and the
+location in the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+from . import paths as _paths
+from ._registry import PluginHandle
+from ._types import Capabilities, FileInfo, MultipartLimits, Part, PendingUpload, PresignedUrl
+from .errors import (
+    AlreadyExists,
+    ArtifactError,
+    BackendError,
+    InvalidPath,
+    NotFound,
+    NotSupported,
+    PermissionDenied,
+    TransientError,
+)
+
+__all__ = ["Backend", "translate_error"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("mlartifacts")
+
+# Built-in exceptions a plugin may let escape, and what they mean to us. Order
+# matters: subclasses before their bases.
+_BUILTIN_ERRORS: tuple[tuple[type[BaseException], type[ArtifactError]], ...] = (
+    (FileNotFoundError, NotFound),
+    (FileExistsError, AlreadyExists),
+    (PermissionError, PermissionDenied),
+    (NotADirectoryError, InvalidPath),
+    (IsADirectoryError, InvalidPath),
+    (ConnectionError, TransientError),
+    (TimeoutError, TransientError),
+    (NotImplementedError, NotSupported),
+)
+
+
+def translate_error(exc: Exception, message: str) -> ArtifactError:
+    """The :class:`ArtifactError` for an exception a plugin did not translate itself."""
+    for builtin, ours in _BUILTIN_ERRORS:
+        if isinstance(exc, builtin):
+            return ours(f"{message}: {exc}")
+    return BackendError(f"{message}: {type(exc).__name__}: {exc}")
+
+
+class Backend:
+    """One plugin and one root (what ``resolve_uri`` returned for ``uri``)."""
+
+    def __init__(self, handle: PluginHandle, root: Any, uri: str) -> None:
+        self.handle = handle
+        self.root = root
+        self.uri = uri
+
+    @property
+    def name(self) -> str:
+        """The plugin's name."""
+        return self.handle.name
+
+    def where(self, path: str) -> str:
+        """A human-readable location for messages: the URI with the path appended."""
+        return f"{self.uri.rstrip('/')}/{path}" if path else self.uri
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.name} {self.uri!r}>"
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _call(self, hook: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return self.handle.call(hook, root=self.root, path=path, **kwargs)
+        except ArtifactError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the plugin boundary
+            raise translate_error(exc, f"{hook} {self.where(path)}") from exc
+
+    def _iterate(self, hook: str, path: str, iterable: Iterable[T]) -> Iterator[T]:
+        iterator = iter(iterable)
+        try:
+            while True:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+                except ArtifactError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the plugin boundary
+                    raise translate_error(exc, f"{hook} {self.where(path)}") from exc
+                yield item
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    # -- capabilities ----------------------------------------------------------------
+
+    @functools.cached_property
+    def capabilities(self) -> Capabilities:
+        """The backend's optional features at this root."""
+        if not self.handle.implements("capabilities"):
+            return Capabilities()
+        caps = self.handle.call("capabilities", root=self.root)
+        return caps if isinstance(caps, Capabilities) else Capabilities()
+
+    @functools.cached_property
+    def multipart_limits(self) -> MultipartLimits | None:
+        """Multipart limits at this root, or None when the backend has no multipart upload."""
+        if not self.handle.implements("supports_multipart"):
+            return None
+        limits = self.handle.call("supports_multipart", root=self.root)
+        return limits if isinstance(limits, MultipartLimits) else None
+
+    def require(self, capability: str) -> None:
+        """Raise NotSupported unless the backend has ``capability``."""
+        if capability == "multipart":
+            ok = self.multipart_limits is not None
+        else:
+            ok = bool(getattr(self.capabilities, capability))
+        if not ok:
+            raise NotSupported(
+                f"the '{self.name}' backend does not support {capability.replace('_', ' ')} "
+                f"(at {self.uri})"
+            )
+
+    # -- required operations -----------------------------------------------------------
+
+    def stat(self, path: str) -> FileInfo:
+        """The file or directory at ``path``; NotFound when nothing is there."""
+        info = self._call("stat", path)
+        if not isinstance(info, FileInfo):
+            raise BackendError(f"stat {self.where(path)}: the plugin returned {info!r}")
+        return info
+
+    def list(self, path: str, recursive: bool = False) -> Iterator[FileInfo]:
+        """Entries below ``path`` (re-validated, temporaries hidden)."""
+        entries = self._call("list", path, recursive=recursive)
+        for info in self._iterate("list", path, entries or ()):
+            if _paths.basename(info.path).startswith(_paths.TEMP_PREFIX):
+                continue
+            try:
+                clean = _paths.normalize(info.path)
+            except InvalidPath as exc:
+                # A name the core refuses (a backslash, a control character, '..' from a
+                # hostile server) is skipped: it could never be read back safely anyway.
+                log.warning("list %s: skipping %s", self.where(path), exc)
+                continue
+            if path and not clean.startswith(path + "/"):
+                raise BackendError(
+                    f"list {self.where(path)}: the plugin returned {info.path!r}, outside {path!r}"
+                )
+            yield info if clean == info.path else _with_path(info, clean)
+
+    def upload(self, path: str, local_file: str, progress: Callable[[int], None]) -> None:
+        """Write a local file to ``path`` atomically."""
+        self._call("upload", path, local_file=local_file, progress=progress)
+
+    def write(self, path: str, chunks: Iterable[bytes]) -> None:
+        """Write an object from a stream of chunks atomically."""
+        self._call("write", path, chunks=chunks)
+
+    def download(self, path: str, local_file: str, progress: Callable[[int], None]) -> None:
+        """Write the object at ``path`` into ``local_file``."""
+        self._call("download", path, local_file=local_file, progress=progress)
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream the object's bytes from ``offset`` (``length`` None: to the end)."""
+        if (offset or length is not None) and not self.capabilities.ranged_read:
+            return self._slice(self.read(path), offset, length)
+        chunks = self._call("read", path, offset=offset, length=length)
+        return self._iterate("read", path, chunks)
+
+    @staticmethod
+    def _slice(chunks: Iterator[bytes], offset: int, length: int | None) -> Iterator[bytes]:
+        # A backend without ranged reads streams from the start; skip to the range here.
+        with contextlib.closing(chunks):
+            remaining = length
+            for chunk in chunks:
+                if offset >= len(chunk):
+                    offset -= len(chunk)
+                    continue
+                piece = memoryview(chunk)[offset:]
+                offset = 0
+                if remaining is not None:
+                    piece = piece[:remaining]
+                    remaining -= len(piece)
+                if piece:
+                    yield bytes(piece)
+                if remaining == 0:
+                    return
+
+    def delete(self, path: str) -> None:
+        """Delete the file or tree at ``path``; NotFound when nothing is there."""
+        self._call("delete", path)
+
+    # -- multipart ------------------------------------------------------------------------
+
+    def create_multipart(self, path: str) -> str:
+        """Start a multipart upload; returns its upload id."""
+        self.require("multipart")
+        upload_id = self._call("create_multipart", path)
+        if not isinstance(upload_id, str):
+            raise BackendError(f"create_multipart {self.where(path)}: the plugin returned {upload_id!r}")
+        return upload_id
+
+    def upload_part(self, path: str, upload_id: str, part_number: int, data: bytes) -> str:
+        """Upload one part; returns its ETag."""
+        etag = self._call("upload_part", path, upload_id=upload_id, part_number=part_number, data=data)
+        if not isinstance(etag, str):
+            raise BackendError(f"upload_part {self.where(path)}: the plugin returned {etag!r}")
+        return etag
+
+    def complete_multipart(self, path: str, upload_id: str, parts: Sequence[Part]) -> None:
+        """Assemble the parts into the object."""
+        ordered = sorted(parts, key=lambda p: p.part_number)
+        self._call("complete_multipart", path, upload_id=upload_id, parts=ordered)
+
+    def abort_multipart(self, path: str, upload_id: str) -> None:
+        """Abandon a multipart upload."""
+        self._call("abort_multipart", path, upload_id=upload_id)
+
+    def list_multipart_uploads(self, path: str) -> Iterator[PendingUpload]:
+        """Incomplete multipart uploads below ``path``."""
+        self.require("list_multipart_uploads")
+        return self._iterate("list_multipart_uploads", path, self._call("list_multipart_uploads", path))
+
+    # -- presign and copy -----------------------------------------------------------------
+
+    def presign(
+        self,
+        path: str,
+        method: str = "GET",
+        expires_in: int = 300,
+        upload_id: str | None = None,
+        part_number: int | None = None,
+    ) -> PresignedUrl:
+        """A URL granting one GET or PUT of ``path`` (or of one part) without credentials."""
+        self.require("presign")
+        if method not in ("GET", "PUT"):
+            raise ValueError(f"presign method must be GET or PUT, not {method!r}")
+        return self._call(  # type: ignore[no-any-return]
+            "presign",
+            path,
+            method=method,
+            expires_in=expires_in,
+            upload_id=upload_id,
+            part_number=part_number,
+        )
+
+    def copy(self, path: str, dst: Backend, dst_path: str) -> None:
+        """Server-side copy to ``dst_path`` of ``dst`` (which must be the same plugin)."""
+        self.require("server_side_copy")
+        if dst.handle is not self.handle:
+            raise NotSupported(f"server-side copy from '{self.name}' to '{dst.name}'")
+        self._call("copy", path, dst_root=dst.root, dst_path=dst_path)
+
+
+def _with_path(info: FileInfo, path: str) -> FileInfo:
+    return dataclasses.replace(info, path=path)

@@ -1,0 +1,132 @@
+"""Value types shared by the core API and the plugin contract."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Mapping
+
+__all__ = [
+    "Capabilities",
+    "Checksum",
+    "FileInfo",
+    "MultipartLimits",
+    "Part",
+    "PendingUpload",
+    "PresignedUrl",
+]
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """A digest a backend stores with an object, used to verify downloads.
+
+    ``algorithm`` is a :mod:`hashlib` name (``"md5"``, ``"sha256"``...);
+    ``value`` is the lowercase hex digest.
+    """
+
+    algorithm: str
+    value: str
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One entry of a listing: MLflow's ``FileInfo(path, is_dir, file_size)``.
+
+    ``path`` is relative to the store root, POSIX-style. ``file_size`` is None
+    for directories. The keyword-only fields are filled where a backend knows them.
+    """
+
+    path: str
+    is_dir: bool
+    file_size: int | None = None
+    _: KW_ONLY
+    checksum: Checksum | None = field(default=None, compare=False)
+    etag: str | None = field(default=None, compare=False)
+    modified: float | None = field(default=None, compare=False)  # POSIX timestamp
+
+    def __post_init__(self) -> None:
+        if self.is_dir and self.file_size is not None:
+            object.__setattr__(self, "file_size", None)
+
+
+@dataclass(frozen=True)
+class MultipartLimits:
+    """What a backend's multipart upload accepts (S3: 5 MiB-5 GiB parts, 10,000 parts).
+
+    Every part but the last must be at least ``min_part_size``.
+    """
+
+    min_part_size: int
+    max_part_size: int
+    max_parts: int
+
+    def part_size_for(self, size: int, preferred: int) -> int:
+        """The part size to use for an object of ``size`` bytes.
+
+        Starts from ``preferred``, clamps it into the limits and grows it until the
+        object fits in ``max_parts`` parts.
+        """
+        part = min(max(preferred, self.min_part_size), self.max_part_size)
+        if size > part * self.max_parts:
+            # Round up to whole MiB: part boundaries stay aligned with page-cache
+            # and filesystem blocks, which readers of file offsets like.
+            exact = math.ceil(size / self.max_parts)
+            rounded = math.ceil(exact / MiB) * MiB
+            part = rounded if rounded <= self.max_part_size else exact
+            if part > self.max_part_size:
+                raise ValueError(
+                    f"{size} bytes do not fit in {self.max_parts} parts "
+                    f"of at most {self.max_part_size} bytes"
+                )
+        return part
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """The optional features a backend offers (multipart is reported separately).
+
+    Attributes:
+        ranged_read: ``read`` honours ``offset``/``length`` natively and cheaply, so
+            large downloads can fetch ranges in parallel.
+        presign: ``presign`` returns URLs a client can use without credentials.
+        server_side_copy: ``copy`` copies inside the storage without moving bytes
+            through this process.
+        list_multipart_uploads: incomplete multipart uploads can be listed (for gc).
+    """
+
+    ranged_read: bool = False
+    presign: bool = False
+    server_side_copy: bool = False
+    list_multipart_uploads: bool = False
+
+
+@dataclass(frozen=True)
+class Part:
+    """One uploaded part of a multipart upload."""
+
+    part_number: int
+    etag: str
+    url: str | None = None  # the presigned URL it was sent to, when proxied
+
+
+@dataclass(frozen=True)
+class PresignedUrl:
+    """A URL that grants one operation without credentials, and headers to send with it."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    expires_in: int | None = None
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """An incomplete multipart upload still held by the storage."""
+
+    path: str
+    upload_id: str
+    initiated: float | None = None  # POSIX timestamp

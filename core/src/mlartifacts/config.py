@@ -1,0 +1,238 @@
+"""Settings, read from the environment in one place into typed values.
+
+MLflow's variables keep their names and meanings; mlartifacts' own knobs use the
+``MLARTIFACTS_`` prefix. An invalid value is a :class:`ConfigError` that names the
+variable. Plugins read their own variables with the same helpers
+(:func:`env_bool`, :func:`env_bytes`, :func:`env_json_object`...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+from ._types import MiB
+from .errors import ConfigError
+
+__all__ = [
+    "Settings",
+    "env_bool",
+    "env_bytes",
+    "env_float",
+    "env_int",
+    "env_json_object",
+    "env_list",
+    "env_str",
+    "parse_bytes",
+]
+
+Environ = Mapping[str, str]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+    "ki": 1024, "kib": 1024, "mi": 1024**2, "mib": 1024**2, "gi": 1024**3, "gib": 1024**3,
+}  # fmt: skip
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def _env(environ: Environ | None) -> Environ:
+    return os.environ if environ is None else environ
+
+
+def env_str(name: str, default: str | None = None, environ: Environ | None = None) -> str | None:
+    """The variable's value, or ``default`` when unset or empty."""
+    value = _env(environ).get(name)
+    return value if value else default
+
+
+def env_bool(name: str, default: bool, environ: Environ | None = None) -> bool:
+    """A boolean variable: true/false, 1/0, yes/no, on/off (any case)."""
+    value = _env(environ).get(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def env_int(
+    name: str, default: int, environ: Environ | None = None, *, minimum: int | None = None
+) -> int:
+    """An integer variable, optionally with a lower bound."""
+    value = _env(environ).get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def env_float(
+    name: str, default: float | None, environ: Environ | None = None
+) -> float | None:
+    """A floating-point variable."""
+    value = _env(environ).get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return float(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+
+
+def parse_bytes(text: str) -> int:
+    """Parse ``"8388608"``, ``"8MiB"``, ``"8 MB"``, ``"1.5GiB"`` into a byte count."""
+    match = _SIZE.match(text)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def env_bytes(
+    name: str, default: int, environ: Environ | None = None, *, minimum: int = 1
+) -> int:
+    """A size variable in bytes; accepts unit suffixes (KiB, MiB, GiB, KB, MB, GB)."""
+    value = _env(environ).get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        size = parse_bytes(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a size in bytes such as 8388608 or 8MiB, got {value!r}"
+        ) from None
+    if size < minimum:
+        raise ConfigError(f"{name} must be at least {minimum} bytes, got {value!r}")
+    return size
+
+
+def env_json_object(name: str, environ: Environ | None = None) -> dict[str, Any]:
+    """A JSON object variable ({} when unset)."""
+    value = _env(environ).get(name)
+    if value is None or not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} is not valid JSON ({exc.msg} at char {exc.pos}): {value!r}") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"{name} must be a JSON object such as {{\"Key\": \"value\"}}, got {value!r}")
+    return parsed
+
+
+def env_list(name: str, environ: Environ | None = None) -> list[str] | None:
+    """A comma-separated list, or None when unset."""
+    value = _env(environ).get(name)
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _timeout(environ: Environ | None) -> float | None:
+    name = "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT"
+    value = _env(environ).get(name)
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        seconds = float("nan")
+    if seconds == -1:
+        return None
+    if not seconds > 0:  # also catches NaN
+        raise ConfigError(f"{name} must be a positive number of seconds or -1 (no timeout), got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Knobs of the transfer engine. ``Settings.from_env()`` reads them from the environment.
+
+    Attributes:
+        timeout: seconds one file transfer may take, retries included; None for no limit
+            (``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT``, ``-1`` meaning none).
+        max_workers: files, parts and ranges in flight at once (``MLARTIFACTS_MAX_WORKERS``).
+        multipart_threshold: files at least this large use multipart upload where the
+            backend has it (``MLARTIFACTS_MULTIPART_THRESHOLD``).
+        multipart_chunksize: preferred part size, adjusted to the backend's limits
+            (``MLARTIFACTS_MULTIPART_CHUNKSIZE``).
+        ranged_download_threshold: objects at least this large are downloaded as parallel
+            ranges where the backend reads ranges (``MLARTIFACTS_RANGED_DOWNLOAD_THRESHOLD``).
+        ranged_download_chunksize: size of each range (``MLARTIFACTS_RANGED_DOWNLOAD_CHUNKSIZE``).
+        max_retries: retries after the first attempt of a transient failure
+            (``MLARTIFACTS_MAX_RETRIES``).
+        retry_backoff: first backoff in seconds, doubled each retry, with full jitter
+            (``MLARTIFACTS_RETRY_BACKOFF``).
+        retry_backoff_max: longest single backoff (``MLARTIFACTS_RETRY_BACKOFF_MAX``).
+        progress_bar: the CLI draws progress bars on a terminal
+            (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``).
+    """
+
+    timeout: float | None = None
+    max_workers: int = 10
+    multipart_threshold: int = 16 * MiB
+    multipart_chunksize: int = 16 * MiB
+    ranged_download_threshold: int = 32 * MiB
+    ranged_download_chunksize: int = 16 * MiB
+    max_retries: int = 5
+    retry_backoff: float = 0.5
+    retry_backoff_max: float = 20.0
+    progress_bar: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Environ | None = None) -> Settings:
+        """Read every setting from ``environ`` (default: ``os.environ``)."""
+        d = cls()
+        return cls(
+            timeout=_timeout(environ),
+            max_workers=env_int("MLARTIFACTS_MAX_WORKERS", d.max_workers, environ, minimum=1),
+            multipart_threshold=env_bytes(
+                "MLARTIFACTS_MULTIPART_THRESHOLD", d.multipart_threshold, environ
+            ),
+            multipart_chunksize=env_bytes(
+                "MLARTIFACTS_MULTIPART_CHUNKSIZE", d.multipart_chunksize, environ
+            ),
+            ranged_download_threshold=env_bytes(
+                "MLARTIFACTS_RANGED_DOWNLOAD_THRESHOLD", d.ranged_download_threshold, environ
+            ),
+            ranged_download_chunksize=env_bytes(
+                "MLARTIFACTS_RANGED_DOWNLOAD_CHUNKSIZE", d.ranged_download_chunksize, environ
+            ),
+            max_retries=env_int("MLARTIFACTS_MAX_RETRIES", d.max_retries, environ, minimum=0),
+            retry_backoff=_non_negative(
+                "MLARTIFACTS_RETRY_BACKOFF", d.retry_backoff, environ
+            ),
+            retry_backoff_max=_non_negative(
+                "MLARTIFACTS_RETRY_BACKOFF_MAX", d.retry_backoff_max, environ
+            ),
+            progress_bar=env_bool("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", d.progress_bar, environ),
+        )
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (unknown names are an error)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return replace(self, **changes)
+
+
+def _non_negative(name: str, default: float, environ: Environ | None) -> float:
+    value = env_float(name, default, environ)
+    assert value is not None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value

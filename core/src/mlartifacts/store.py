@@ -1,0 +1,222 @@
+"""``ArtifactStore``: what applications call, with MLflow's method names and semantics."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from typing import Iterable, Iterator
+from urllib.parse import urlsplit
+
+from . import paths as _paths
+from ._backend import Backend, translate_error
+from ._registry import PluginRegistry, default_registry, scheme_of
+from ._types import Capabilities, FileInfo, MultipartLimits, PresignedUrl
+from .config import Settings
+from .errors import ArtifactError, NotFound
+from .transfer import NullProgress, Progress, TransferEngine
+
+__all__ = ["ArtifactStore"]
+
+
+class ArtifactStore:
+    """Artifacts stored under one URI, on whatever backend claims its scheme.
+
+    Args:
+        uri: a plain path, ``file:///...``, ``s3://bucket/prefix``... The plugin
+            that claims the scheme parses it; nothing else sees the URI.
+        settings: transfer settings (default: read from the environment).
+        registry: where plugins are found (default: the installed plugins).
+        progress: a listener told about every transfer this store makes.
+
+    Paths given to methods are relative to the store root and POSIX-style;
+    ``..``, absolute paths and control characters are refused with InvalidPath.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        settings: Settings | None = None,
+        registry: PluginRegistry | None = None,
+        progress: Progress | None = None,
+        engine: TransferEngine | None = None,
+    ) -> None:
+        if not isinstance(uri, str) or not uri:
+            raise ValueError("an artifact URI must be a non-empty string")
+        handle = (registry or default_registry()).for_scheme(scheme_of(uri))
+        try:
+            root = handle.call("resolve_uri", uri=uri)
+        except ArtifactError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the plugin boundary
+            raise translate_error(exc, f"resolve {uri!r} with the '{handle.name}' plugin") from exc
+        self.uri = uri
+        self.backend = Backend(handle, root, uri)
+        self.settings = settings if settings is not None else Settings.from_env()
+        self._owns_engine = engine is None
+        self.engine = engine if engine is not None else TransferEngine(self.settings)
+        self.progress: Progress = progress or NullProgress()
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.uri!r})  # plugin {self.backend.name!r}"
+
+    def __enter__(self) -> ArtifactStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop this store's worker threads."""
+        if self._owns_engine:
+            self.engine.close()
+
+    @property
+    def plugin(self) -> str:
+        """The name of the plugin serving this store."""
+        return self.backend.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Optional features of the backend here (ranged reads, presign, copy...)."""
+        return self.backend.capabilities
+
+    @property
+    def multipart_limits(self) -> MultipartLimits | None:
+        """Multipart limits of the backend here, or None without multipart upload."""
+        return self.backend.multipart_limits
+
+    # -- MLflow's API ---------------------------------------------------------------------
+
+    def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
+        """Upload a local file to ``<artifact_path>/<its name>``."""
+        name = os.path.basename(os.path.normpath(local_file))
+        self.upload_file(local_file, _paths.join(artifact_path, name))
+
+    def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
+        """Upload the contents of a local directory (in parallel) under ``artifact_path``."""
+        self.engine.upload_tree(self.backend, local_dir, _paths.normalize(artifact_path), self.progress)
+
+    def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
+        """Direct children of ``path`` (the root by default), sorted by path.
+
+        As in MLflow, a missing path or a file has no children: the result is ``[]``.
+        """
+        return sorted(self.backend.list(_paths.normalize(path)), key=lambda info: info.path)
+
+    def download_artifacts(self, artifact_path: str, dst_path: str | None = None) -> str:
+        """Download a file or directory to ``<dst_path>/<artifact_path>``; return that local path.
+
+        ``dst_path`` defaults to a new temporary directory. Directories download in
+        parallel; each file is written under a temporary name and renamed into
+        place only once complete and verified.
+        """
+        path = _paths.normalize(artifact_path)
+        dst = os.path.abspath(dst_path) if dst_path is not None else tempfile.mkdtemp(prefix="mlartifacts-")
+        info = self.stat(path)
+        if info.is_dir:
+            local = _paths.local_join(dst, path)
+            self.engine.download_tree(self.backend, path, local, self.progress)
+            return local
+        local = _paths.local_join(dst, path) if path else os.path.join(dst, self.root_name)
+        self.engine.download_file(self.backend, path, local, self.progress, expected=info)
+        return local
+
+    def delete_artifacts(self, artifact_path: str | None = None) -> None:
+        """Delete a file or directory (everything when ``artifact_path`` is None).
+
+        Deleting what does not exist is not an error, as in MLflow.
+        """
+        try:
+            self.backend.delete(_paths.normalize(artifact_path))
+        except NotFound:
+            pass
+
+    # -- beyond MLflow -----------------------------------------------------------------------
+
+    def stat(self, path: str = "") -> FileInfo:
+        """The file or directory at ``path``; NotFound when nothing is there."""
+        return self.backend.stat(_paths.normalize(path))
+
+    def exists(self, path: str = "") -> bool:
+        """Whether a file or directory is at ``path``."""
+        try:
+            self.stat(path)
+        except NotFound:
+            return False
+        return True
+
+    def iter_files(self, path: str = "") -> Iterator[FileInfo]:
+        """Every file below ``path``, at any depth (in the backend's order)."""
+        return self.backend.list(_paths.normalize(path), recursive=True)
+
+    def upload_file(self, local_file: str, path: str, progress: Progress | None = None) -> None:
+        """Upload one local file to exactly ``path``."""
+        self.engine.upload_file(self.backend, local_file, _paths.normalize(path), progress or self.progress)
+
+    def upload_tree(self, local_dir: str, path: str = "", progress: Progress | None = None) -> list[str]:
+        """Upload a local directory's files below ``path``; returns the artifact paths written."""
+        return self.engine.upload_tree(
+            self.backend, local_dir, _paths.normalize(path), progress or self.progress
+        )
+
+    def download_file(self, path: str, local_file: str, progress: Progress | None = None) -> str:
+        """Download the file at ``path`` to exactly ``local_file``."""
+        return self.engine.download_file(
+            self.backend, _paths.normalize(path), local_file, progress or self.progress
+        )
+
+    def download_tree(self, path: str, local_dir: str, progress: Progress | None = None) -> list[str]:
+        """Download every file below ``path`` into ``local_dir``; returns the local paths."""
+        return self.engine.download_tree(
+            self.backend, _paths.normalize(path), local_dir, progress or self.progress
+        )
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream a file's bytes (or a range of them) as chunks."""
+        return self.engine.read_stream(self.backend, _paths.normalize(path), offset, length)
+
+    def read_bytes(self, path: str) -> bytes:
+        """A whole file in memory (for small files)."""
+        return b"".join(self.read(path))
+
+    def write(
+        self, path: str, chunks: Iterable[bytes], size_hint: int | None = None, progress: Progress | None = None
+    ) -> None:
+        """Write a file from a stream of chunks of unknown total length, atomically."""
+        self.engine.write_stream(
+            self.backend, _paths.normalize(path), chunks, size_hint, progress or self.progress
+        )
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a file from bytes in memory."""
+        self.write(path, [data], len(data))
+
+    def delete(self, path: str = "") -> None:
+        """Delete a file or tree; unlike ``delete_artifacts``, NotFound if nothing is there."""
+        self.backend.delete(_paths.normalize(path))
+
+    def presign(self, path: str, method: str = "GET", expires_in: int = 300) -> PresignedUrl:
+        """A URL granting one GET or PUT of ``path`` without credentials (if supported)."""
+        return self.backend.presign(_paths.normalize(path), method, expires_in)
+
+    def copy_to(self, path: str, dst: ArtifactStore, dst_path: str, progress: Progress | None = None) -> None:
+        """Copy a file to another store (server-side when both are the same backend and it can)."""
+        self.engine.copy(
+            self.backend, _paths.normalize(path), dst.backend, _paths.normalize(dst_path), progress or self.progress
+        )
+
+    def copy_tree_to(
+        self, path: str, dst: ArtifactStore, dst_path: str = "", progress: Progress | None = None
+    ) -> list[str]:
+        """Copy every file below ``path`` to the same relative paths in another store."""
+        return self.engine.copy_tree(
+            self.backend, _paths.normalize(path), dst.backend, _paths.normalize(dst_path), progress or self.progress
+        )
+
+    @property
+    def root_name(self) -> str:
+        """The last segment of the URI's path: the file name when the URI names a file."""
+        name = posixpath.basename(urlsplit(self.uri).path.rstrip("/"))
+        return _paths.normalize(name) if name else "artifact"

@@ -1,0 +1,6 @@
+"""The transfer engine: concurrency, multipart, ranged reads, retries, timeouts, progress."""
+
+from ._engine import TransferEngine
+from ._progress import NullProgress, Progress
+
+__all__ = ["NullProgress", "Progress", "TransferEngine"]

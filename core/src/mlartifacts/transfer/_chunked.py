@@ -1,0 +1,297 @@
+"""Chunk-parallel transfers: multipart uploads (from file offsets or a stream) and ranged downloads.
+
+Memory stays bounded by the chunks in flight, never by the object's size: parts
+are read from file offsets by the worker that sends them, a stream is buffered
+one part at a time behind a semaphore, and ranges are written at their offsets
+as they arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+from .._backend import Backend
+from .._types import MultipartLimits, Part
+from ..config import Settings
+from ..errors import ArtifactError, IntegrityError, TransferError
+from ._progress import AttemptCounter, Progress
+from ._retry import Cancelled, JobContext, retry
+
+__all__ = ["download_ranges", "upload_file_parts", "upload_stream_parts"]
+
+log = logging.getLogger("mlartifacts.transfer")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_POLL = 0.25  # seconds between deadline checks while waiting for chunks
+_ABORT_TIMEOUT = 60.0
+
+
+def map_chunks(
+    pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], ctx: JobContext
+) -> list[R]:
+    """Run ``fn`` over ``items`` on ``pool``; the first failure cancels the rest and is raised."""
+
+    def task(item: T) -> R:
+        ctx.check()
+        return fn(item)
+
+    return gather([pool.submit(task, item) for item in items], ctx)
+
+
+def gather(futures: Sequence[Future[R]], ctx: JobContext) -> list[R]:
+    """Wait for every future, checking the job's deadline; on failure cancel the rest.
+
+    Returns or raises only once no chunk is running any more, so a caller that
+    cleans up afterwards (aborting a multipart upload) never races its workers.
+    """
+    try:
+        pending: set[Future[R]] = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=_POLL, return_when=FIRST_EXCEPTION)
+            for future in done:
+                exc = future.exception()
+                if exc is not None:
+                    raise exc
+            ctx.check()
+        return [f.result() for f in futures]
+    except BaseException as exc:
+        failure = exc
+    # Raised outside the except block so the error keeps its own chain of causes.
+    raise _stop_all(futures, failure, ctx)
+
+
+def _stop_all(futures: Sequence[Future[R]], failure: BaseException, ctx: JobContext) -> BaseException:
+    ctx.cancel.set()
+    for future in futures:
+        future.cancel()
+    wait(futures)
+    return _first_real_error(futures, failure)
+
+
+def _first_real_error(futures: Iterable[Future[R]], raised: BaseException) -> BaseException:
+    # Siblings stopped by the cancellation report Cancelled; surface the cause instead.
+    if not isinstance(raised, Cancelled):
+        return raised
+    for future in futures:
+        if not future.cancelled():
+            exc = future.exception()
+            if exc is not None and not isinstance(exc, Cancelled):
+                return exc
+    return raised
+
+
+def _pread_exact(fd: int, length: int, offset: int) -> bytes:
+    # A single pread returns at most ~2 GiB on Linux; parts may be larger.
+    pieces = []
+    while length:
+        data = os.pread(fd, length, offset)
+        if not data:
+            break
+        pieces.append(data)
+        length -= len(data)
+        offset += len(data)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _abort(backend: Backend, path: str, upload_id: str, settings: Settings) -> None:
+    # Runs after the job failed or was cancelled, so it gets its own short deadline.
+    ctx = JobContext(f"abort multipart upload {upload_id} of {backend.where(path)}", _ABORT_TIMEOUT)
+    ctx.start()
+    try:
+        retry(lambda: backend.abort_multipart(path, upload_id), ctx, settings, what=ctx.what)
+    except (ArtifactError, Cancelled) as exc:
+        log.warning("could not abort multipart upload %s of %s: %s", upload_id, backend.where(path), exc)
+
+
+def upload_file_parts(
+    backend: Backend,
+    limits: MultipartLimits,
+    local_file: str,
+    size: int,
+    path: str,
+    pool: ThreadPoolExecutor,
+    settings: Settings,
+    ctx: JobContext,
+    progress: Progress,
+) -> None:
+    """Multipart-upload a local file: parts read from file offsets and sent in parallel."""
+    part_size = limits.part_size_for(size, settings.multipart_chunksize)
+    count = math.ceil(size / part_size)
+    where = backend.where(path)
+    upload_id = retry(lambda: backend.create_multipart(path), ctx, settings, what=f"create {where}")
+    try:
+        with open(local_file, "rb") as f:
+            fd = f.fileno()
+
+            def send(number: int) -> Part:
+                offset = (number - 1) * part_size
+                length = min(part_size, size - offset)
+                counter = AttemptCounter(progress, ctx)
+
+                def attempt() -> Part:
+                    data = _pread_exact(fd, length, offset)
+                    if len(data) != length:
+                        raise IntegrityError(f"{local_file} shrank while it was being uploaded")
+                    etag = backend.upload_part(path, upload_id, number, data)
+                    counter(length)
+                    return Part(number, etag)
+
+                return retry(
+                    attempt, ctx, settings, what=f"part {number}/{count} of {where}",
+                    before_retry=counter.rewind,
+                )
+
+            parts = map_chunks(pool, send, range(1, count + 1), ctx)
+        retry(
+            lambda: backend.complete_multipart(path, upload_id, parts),
+            ctx, settings, what=f"complete {where}",
+        )
+    except BaseException:
+        _abort(backend, path, upload_id, settings)
+        raise
+
+
+def _parts_of(chunks: Iterable[bytes], part_size: int, ctx: JobContext) -> Iterator[bytes]:
+    """Regroup a stream of chunks into parts of exactly ``part_size`` (the last one shorter)."""
+    buffer = bytearray()
+    for chunk in chunks:
+        ctx.check()
+        buffer += chunk
+        while len(buffer) >= part_size:
+            yield bytes(buffer[:part_size])
+            del buffer[:part_size]
+    if buffer:
+        yield bytes(buffer)
+
+
+def upload_stream_parts(
+    backend: Backend,
+    limits: MultipartLimits,
+    chunks: Iterable[bytes],
+    size_hint: int | None,
+    path: str,
+    pool: ThreadPoolExecutor,
+    settings: Settings,
+    ctx: JobContext,
+    progress: Progress,
+) -> None:
+    """Write a stream of unknown length, as multipart once it outgrows one part.
+
+    A stream shorter than one part goes to the backend's ``write`` in one piece.
+    At most ``max_workers`` parts are buffered or in flight at any time.
+    """
+    part_size = limits.part_size_for(size_hint or 0, settings.multipart_chunksize)
+    where = backend.where(path)
+    parts_iter = _parts_of(chunks, part_size, ctx)
+    first = next(parts_iter, b"")
+    second = next(parts_iter, None)
+    if second is None:
+        retry(lambda: backend.write(path, [first]), ctx, settings, what=f"write {where}")
+        progress.update(len(first))
+        return
+
+    upload_id = retry(lambda: backend.create_multipart(path), ctx, settings, what=f"create {where}")
+    slots = threading.BoundedSemaphore(settings.max_workers)
+    futures: list[Future[Part]] = []
+
+    def send(number: int, data: bytes) -> Part:
+        try:
+            etag = retry(
+                lambda: backend.upload_part(path, upload_id, number, data),
+                ctx, settings, what=f"part {number} of {where}",
+            )
+            progress.update(len(data))
+            return Part(number, etag)
+        finally:
+            slots.release()
+
+    def all_parts() -> Iterator[bytes]:
+        yield first
+        yield second
+        yield from parts_iter
+
+    try:
+        for number, data in enumerate(all_parts(), start=1):
+            if number > limits.max_parts:
+                raise TransferError(
+                    f"{where}: the stream needs more than {limits.max_parts} parts of "
+                    f"{part_size} bytes; raise MLARTIFACTS_MULTIPART_CHUNKSIZE"
+                )
+            while not slots.acquire(timeout=_POLL):
+                ctx.check()
+                _raise_failed(futures)
+            _raise_failed(futures)
+            futures.append(pool.submit(send, number, data))
+        parts = gather(futures, ctx)
+        retry(
+            lambda: backend.complete_multipart(path, upload_id, parts),
+            ctx, settings, what=f"complete {where}",
+        )
+        return
+    except BaseException as exc:
+        failure = exc
+    error = _stop_all(futures, failure, ctx)
+    _abort(backend, path, upload_id, settings)
+    raise error
+
+
+def _raise_failed(futures: Sequence[Future[Part]]) -> None:
+    for future in futures:
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
+
+
+def download_ranges(
+    backend: Backend,
+    path: str,
+    local_file: str,
+    size: int,
+    pool: ThreadPoolExecutor,
+    settings: Settings,
+    ctx: JobContext,
+    progress: Progress,
+) -> None:
+    """Fetch an object as parallel byte ranges, each written at its offset of ``local_file``."""
+    chunk = settings.ranged_download_chunksize
+    ranges = [(offset, min(chunk, size - offset)) for offset in range(0, size, chunk)]
+    where = backend.where(path)
+    with open(local_file, "r+b") as f:
+        f.truncate(size)
+        fd = f.fileno()
+
+        def fetch(span: tuple[int, int]) -> None:
+            offset, length = span
+            counter = AttemptCounter(progress, ctx)
+
+            def attempt() -> None:
+                position = offset
+                end = offset + length
+                for data in backend.read(path, offset, length):
+                    if position + len(data) > end:
+                        raise IntegrityError(f"{where}: range at {offset} returned too many bytes")
+                    _pwrite_all(fd, data, position)
+                    position += len(data)
+                    counter(len(data))
+                if position != end:
+                    raise IntegrityError(
+                        f"{where}: range {offset}-{end - 1} returned {position - offset} of {length} bytes"
+                    )
+
+            retry(attempt, ctx, settings, what=f"range {offset} of {where}", before_retry=counter.rewind)
+
+        map_chunks(pool, fetch, ranges, ctx)

@@ -1,0 +1,430 @@
+"""The transfer engine: every backend's uploads and downloads, with one set of rules.
+
+Files of a tree run on a bounded pool; the parts and ranges of large files run
+on a second bounded pool (so a file waiting for its parts never starves them).
+Each file is retried on transient errors, limited by its own deadline, reported
+to a :class:`Progress` listener, and written atomically on the local side.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from .. import paths as _paths
+from .._backend import Backend
+from .._types import FileInfo
+from ..config import Settings
+from ..errors import ArtifactError, InvalidPath, NotFound, TransferError
+from . import _chunked
+from ._local import atomic_destination, verify, walk_files
+from ._progress import AttemptCounter, NullProgress, Progress
+from ._retry import Cancelled, JobContext, pause, retry
+
+__all__ = ["TransferEngine"]
+
+log = logging.getLogger("mlartifacts.transfer")
+
+_POLL = 0.25
+
+
+@dataclass(frozen=True)
+class _Job:
+    what: str
+    run: Callable[[JobContext], None]
+
+
+class TransferEngine:
+    """Moves bytes between local files, streams and backends. Thread-safe; reuse one."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self._lock = threading.Lock()
+        self._file_pool: ThreadPoolExecutor | None = None
+        self._chunk_pool: ThreadPoolExecutor | None = None
+
+    # -- pools -------------------------------------------------------------------------
+
+    def _files(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._file_pool is None:
+                self._file_pool = ThreadPoolExecutor(
+                    self.settings.max_workers, thread_name_prefix="mlartifacts-file"
+                )
+            return self._file_pool
+
+    def _chunks(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._chunk_pool is None:
+                self._chunk_pool = ThreadPoolExecutor(
+                    self.settings.max_workers, thread_name_prefix="mlartifacts-chunk"
+                )
+            return self._chunk_pool
+
+    def close(self) -> None:
+        """Stop the worker threads (running transfers finish first)."""
+        with self._lock:
+            pools, self._file_pool, self._chunk_pool = (self._file_pool, self._chunk_pool), None, None
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def _run(self, jobs: Iterable[_Job]) -> None:
+        """Run jobs on the file pool, a bounded window at a time; fail fast on the first error.
+
+        A job that passes its deadline fails the batch at once, even if the backend
+        call it is stuck in never returns; its thread stops at its next check.
+        """
+        results: queue.Queue[BaseException | None] = queue.Queue()
+        cancel = threading.Event()
+        running: set[JobContext] = set()
+        running_lock = threading.Lock()
+        pending = iter(jobs)
+        window = self.settings.max_workers * 2
+        in_flight = 0
+        error: BaseException | None = None
+
+        def execute(job: _Job, ctx: JobContext) -> None:
+            ctx.start()
+            with running_lock:
+                running.add(ctx)
+            try:
+                ctx.check()
+                job.run(ctx)
+                results.put(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                results.put(exc)
+            finally:
+                with running_lock:
+                    running.discard(ctx)
+
+        def submit_more() -> int:
+            submitted = 0
+            while in_flight + submitted < window:
+                job = next(pending, None)
+                if job is None:
+                    break
+                ctx = JobContext(job.what, self.settings.timeout, cancel)
+                self._files().submit(execute, job, ctx)
+                submitted += 1
+            return submitted
+
+        try:
+            in_flight += submit_more()
+            while in_flight:
+                try:
+                    outcome = results.get(timeout=_POLL if self.settings.timeout else None)
+                except queue.Empty:
+                    with running_lock:
+                        late = next((c for c in running if c.expired()), None)
+                    if late is not None:
+                        error = late.timeout_error()
+                        break  # don't wait for a thread that may be stuck in the backend
+                    continue
+                in_flight -= 1
+                if outcome is not None and error is None and not isinstance(outcome, Cancelled):
+                    error = outcome
+                    cancel.set()
+                if error is None:
+                    in_flight += submit_more()
+        finally:
+            if error is not None or in_flight:
+                cancel.set()
+        if error is not None:
+            raise error
+
+    # -- single files ------------------------------------------------------------------------
+
+    def _upload_one(
+        self, backend: Backend, local_file: str, size: int, path: str, progress: Progress, ctx: JobContext
+    ) -> None:
+        limits = backend.multipart_limits
+        if limits is not None and size >= self.settings.multipart_threshold:
+            part_size = limits.part_size_for(size, self.settings.multipart_chunksize)
+            if size > part_size:
+                _chunked.upload_file_parts(
+                    backend, limits, local_file, size, path, self._chunks(), self.settings, ctx, progress
+                )
+                progress.file_done(path)
+                return
+        counter = AttemptCounter(progress, ctx)
+
+        def attempt() -> None:
+            backend.upload(path, local_file, counter)
+            if counter.sent < size:  # the backend reported less (or nothing): settle the count
+                counter(size - counter.sent)
+
+        retry(attempt, ctx, self.settings, what=ctx.what, before_retry=counter.rewind)
+        progress.file_done(path)
+
+    def _download_one(
+        self,
+        backend: Backend,
+        path: str,
+        local_file: str,
+        expected: FileInfo | None,
+        progress: Progress,
+        ctx: JobContext,
+    ) -> None:
+        where = backend.where(path)
+        info = expected
+        if info is None or (info.file_size is None and not info.is_dir):
+            info = retry(lambda: backend.stat(path), ctx, self.settings, what=f"stat {where}")
+        if info.is_dir:
+            raise InvalidPath(f"{where} is a directory; download it as a tree")
+        size = info.file_size
+        settings = self.settings
+        with atomic_destination(local_file) as tmp:
+            if (
+                size is not None
+                and backend.capabilities.ranged_read
+                and size >= settings.ranged_download_threshold
+                and size > settings.ranged_download_chunksize
+            ):
+                checked = info
+
+                def ranged() -> None:
+                    _chunked.download_ranges(
+                        backend, path, tmp, size, self._chunks(), settings, ctx, progress
+                    )
+                    verify(tmp, checked, where)
+
+                retry(ranged, ctx, settings, what=ctx.what)
+            else:
+                counter = AttemptCounter(progress, ctx)
+                checked = info
+
+                def attempt() -> None:
+                    backend.download(path, tmp, counter)
+                    verify(tmp, checked, where)
+                    received = os.path.getsize(tmp)
+                    if counter.sent < received:
+                        counter(received - counter.sent)
+
+                retry(attempt, ctx, settings, what=ctx.what, before_retry=counter.rewind)
+        progress.file_done(path)
+
+    # -- public operations ---------------------------------------------------------------------
+
+    def upload_file(
+        self, backend: Backend, local_file: str, path: str, progress: Progress | None = None
+    ) -> None:
+        """Upload one local file to ``path`` (multipart when large and supported)."""
+        size = _local_size(local_file)
+        progress = progress or NullProgress()
+        progress.begin(size, 1)
+        try:
+            what = f"upload {local_file} to {backend.where(path)}"
+            self._run([_Job(what, lambda ctx: self._upload_one(backend, local_file, size, path, progress, ctx))])
+        finally:
+            progress.end()
+
+    def upload_tree(
+        self, backend: Backend, local_dir: str, path: str, progress: Progress | None = None
+    ) -> list[str]:
+        """Upload every file below ``local_dir`` under ``path``, in parallel. Returns the paths."""
+        files = walk_files(local_dir)
+        progress = progress or NullProgress()
+        progress.begin(sum(size for _, _, size in files), len(files))
+        targets = [_paths.join(path, rel) for _, rel, _ in files]
+
+        def job(local: str, size: int, target: str) -> _Job:
+            return _Job(
+                f"upload {local} to {backend.where(target)}",
+                lambda ctx: self._upload_one(backend, local, size, target, progress, ctx),
+            )
+
+        try:
+            self._run(job(local, size, target) for (local, _, size), target in zip(files, targets))
+        finally:
+            progress.end()
+        return targets
+
+    def download_file(
+        self,
+        backend: Backend,
+        path: str,
+        local_file: str,
+        progress: Progress | None = None,
+        expected: FileInfo | None = None,
+    ) -> str:
+        """Download the object at ``path`` to ``local_file`` (atomically, verified)."""
+        progress = progress or NullProgress()
+        progress.begin(expected.file_size if expected else None, 1)
+        try:
+            what = f"download {backend.where(path)} to {local_file}"
+            self._run([_Job(what, lambda ctx: self._download_one(backend, path, local_file, expected, progress, ctx))])
+        finally:
+            progress.end()
+        return local_file
+
+    def download_tree(
+        self, backend: Backend, path: str, local_dir: str, progress: Progress | None = None
+    ) -> list[str]:
+        """Download every file below ``path`` into ``local_dir``, in parallel. Returns local paths."""
+        entries = [e for e in backend.list(path, recursive=True) if not e.is_dir]
+        progress = progress or NullProgress()
+        progress.begin(sum(e.file_size or 0 for e in entries), len(entries))
+        os.makedirs(local_dir, exist_ok=True)
+        offset = len(path) + 1 if path else 0
+        targets = [_paths.local_join(local_dir, e.path[offset:]) for e in entries]
+
+        def job(entry: FileInfo, target: str) -> _Job:
+            return _Job(
+                f"download {backend.where(entry.path)} to {target}",
+                lambda ctx: self._download_one(backend, entry.path, target, entry, progress, ctx),
+            )
+
+        try:
+            self._run(job(entry, target) for entry, target in zip(entries, targets))
+        finally:
+            progress.end()
+        return targets
+
+    # -- streams -------------------------------------------------------------------------------
+
+    def write_stream(
+        self,
+        backend: Backend,
+        path: str,
+        chunks: Iterable[bytes],
+        size_hint: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Write an object from a stream of unknown length, multipart where the backend has it.
+
+        Runs in the calling thread (which keeps consuming ``chunks``); parts go out
+        in parallel. Nothing is visible at ``path`` unless the whole stream arrived.
+        """
+        progress = progress or NullProgress()
+        progress.begin(size_hint, 1)
+        ctx = JobContext(f"write {backend.where(path)}", self.settings.timeout)
+        ctx.start()
+        try:
+            limits = backend.multipart_limits
+            if limits is not None:
+                _chunked.upload_stream_parts(
+                    backend, limits, chunks, size_hint, path, self._chunks(), self.settings, ctx, progress
+                )
+            else:
+                backend.write(path, _counted(chunks, progress, ctx))
+            progress.file_done(path)
+        except Cancelled as exc:  # the stream's own parts failed; their error was raised instead
+            raise TransferError(f"{ctx.what}: cancelled") from exc
+        finally:
+            progress.end()
+
+    def read_stream(
+        self, backend: Backend, path: str, offset: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
+        """Stream an object (or a byte range), resuming where it broke off on transient errors."""
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("offset and length must not be negative")
+        ctx = JobContext(f"read {backend.where(path)}", self.settings.timeout)
+        ctx.start()
+        position, remaining, failures = offset, length, 0
+        while True:
+            try:
+                for chunk in backend.read(path, position, remaining):
+                    ctx.check()
+                    position += len(chunk)
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    yield chunk
+                return
+            except ArtifactError as exc:
+                if not exc.transient or failures >= self.settings.max_retries:
+                    raise
+                pause(exc, failures, ctx, self.settings)
+                failures += 1
+                log.info("%s: %s; resuming at byte %d", ctx.what, exc, position)
+
+    def copy(
+        self,
+        src: Backend,
+        src_path: str,
+        dst: Backend,
+        dst_path: str,
+        progress: Progress | None = None,
+    ) -> None:
+        """Copy one object between two locations: server-side when both allow it, else streamed."""
+        progress = progress or NullProgress()
+        if src.handle is dst.handle and src.capabilities.server_side_copy:
+            info = src.stat(src_path)
+            progress.begin(info.file_size, 1)
+            try:
+                ctx = JobContext(f"copy {src.where(src_path)} to {dst.where(dst_path)}", self.settings.timeout)
+                ctx.start()
+                retry(lambda: src.copy(src_path, dst, dst_path), ctx, self.settings, what=ctx.what)
+                progress.update(info.file_size or 0)
+                progress.file_done(dst_path)
+            finally:
+                progress.end()
+            return
+        info = src.stat(src_path)
+        if info.is_dir:
+            raise InvalidPath(f"{src.where(src_path)} is a directory; copy it as a tree")
+        self.write_stream(dst, dst_path, self.read_stream(src, src_path), info.file_size, progress)
+
+    def copy_tree(
+        self,
+        src: Backend,
+        src_path: str,
+        dst: Backend,
+        dst_path: str,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """Copy every object below ``src_path`` to the same relative paths below ``dst_path``."""
+        entries = [e for e in src.list(src_path, recursive=True) if not e.is_dir]
+        progress = progress or NullProgress()
+        progress.begin(sum(e.file_size or 0 for e in entries), len(entries))
+        offset = len(src_path) + 1 if src_path else 0
+        targets = [_paths.join(dst_path, e.path[offset:]) for e in entries]
+
+        def job(entry: FileInfo, target: str) -> _Job:
+            def run(ctx: JobContext) -> None:
+                self.copy(src, entry.path, dst, target, _Forward(progress))
+                progress.file_done(target)
+
+            return _Job(f"copy {src.where(entry.path)} to {dst.where(target)}", run)
+
+        try:
+            self._run(job(entry, target) for entry, target in zip(entries, targets))
+        finally:
+            progress.end()
+        return targets
+
+
+class _Forward(NullProgress):
+    """Forwards only byte counts to an outer listener (for operations nested in a batch)."""
+
+    def __init__(self, outer: Progress) -> None:
+        self._outer = outer
+
+    def update(self, nbytes: int) -> None:
+        self._outer.update(nbytes)
+
+
+def _counted(chunks: Iterable[bytes], progress: Progress, ctx: JobContext) -> Iterator[bytes]:
+    for chunk in chunks:
+        ctx.check()
+        progress.update(len(chunk))
+        yield chunk
+
+
+def _local_size(local_file: str) -> int:
+    try:
+        st = os.stat(local_file)
+    except FileNotFoundError:
+        raise NotFound(f"local file {local_file!r} does not exist") from None
+    if os.path.isdir(local_file):
+        raise InvalidPath(f"{local_file!r} is a directory; upload it as a tree")
+    return st.st_size
+

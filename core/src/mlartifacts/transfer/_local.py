@@ -1,0 +1,104 @@
+"""Local-file side of transfers: atomic destinations, verification, directory walks."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from typing import Iterator
+
+from .. import paths as _paths
+from .._types import FileInfo
+from ..errors import IntegrityError, InvalidPath, NotFound
+
+__all__ = ["atomic_destination", "verify", "walk_files"]
+
+log = logging.getLogger("mlartifacts.transfer")
+
+_BLOCK = 1024 * 1024
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; do it once, at import of this module.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_DEFAULT_MODE = 0o666 & ~_umask()
+
+
+@contextlib.contextmanager
+def atomic_destination(dest: str) -> Iterator[str]:
+    """Yield a temporary path next to ``dest``; on success it replaces ``dest``.
+
+    On any failure the temporary is removed, so a failed download never leaves a
+    partial file behind under either name.
+    """
+    dest = os.path.abspath(dest)
+    if os.path.isdir(dest):
+        raise InvalidPath(f"cannot download to {dest!r}: it is a directory")
+    directory = os.path.dirname(dest)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_paths.TEMP_PREFIX, dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, _DEFAULT_MODE)  # mkstemp creates 0600; downloads get normal permissions
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def verify(local_file: str, expected: FileInfo | None, where: str) -> None:
+    """Check a received file against the size and checksum the backend announced."""
+    if expected is None:
+        return
+    if expected.file_size is not None:
+        actual = os.path.getsize(local_file)
+        if actual != expected.file_size:
+            raise IntegrityError(
+                f"{where}: received {actual} bytes, expected {expected.file_size}"
+            )
+    checksum = expected.checksum
+    if checksum is None:
+        return
+    if checksum.algorithm not in hashlib.algorithms_available:
+        log.debug("%s: cannot verify %s checksum here", where, checksum.algorithm)
+        return
+    digest = hashlib.new(checksum.algorithm)
+    with open(local_file, "rb") as f:
+        for block in iter(lambda: f.read(_BLOCK), b""):
+            digest.update(block)
+    if digest.hexdigest() != checksum.value.lower():
+        raise IntegrityError(
+            f"{where}: {checksum.algorithm} of received bytes is {digest.hexdigest()}, "
+            f"expected {checksum.value}"
+        )
+
+
+def walk_files(local_dir: str) -> list[tuple[str, str, int]]:
+    """Every file below ``local_dir`` as (local path, relative POSIX path, size), sorted.
+
+    Symbolic links to files are followed (their content is uploaded); links to
+    directories are not descended, as ``os.walk`` does by default.
+    """
+    if not os.path.isdir(local_dir):
+        raise NotFound(f"local directory {local_dir!r} does not exist")
+    found = []
+    for directory, dirnames, filenames in os.walk(local_dir):
+        dirnames.sort()
+        for name in sorted(filenames):
+            local = os.path.join(directory, name)
+            rel = os.path.relpath(local, local_dir).replace(os.sep, "/")
+            try:
+                size = os.stat(local).st_size
+            except FileNotFoundError:  # a dangling link, or a file removed while walking
+                log.warning("skipping %s: it vanished or is a dangling link", local)
+                continue
+            found.append((local, rel, size))
+    return found

@@ -1,0 +1,258 @@
+"""Local disks and NFS mounts: plain paths (relative or absolute) and ``file:`` URIs.
+
+Writes are atomic: bytes go to a temporary file in the target directory, which is
+fsynced and then renamed over the target, so a reader sees the old file or the
+new one, never a partial one. No path may leave the store root, symbolic links
+included. Concurrent writers of different files never share a temporary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import stat as stat_module
+import tempfile
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
+from urllib.parse import unquote, urlsplit
+
+from mlartifacts import Capabilities, FileInfo, hookimpl
+from mlartifacts.errors import InvalidPath, InvalidUri, NotFound
+from mlartifacts.hookspecs import Progress
+from mlartifacts.paths import TEMP_PREFIX
+
+__all__ = ["LocalRoot"]
+
+log = logging.getLogger("mlartifacts.nfs")
+
+_CHUNK = 1024 * 1024
+_COPY_CHUNK = 8 * 1024 * 1024
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+@dataclass(frozen=True)
+class LocalRoot:
+    """An absolute directory (or file) path on a local or NFS-mounted filesystem."""
+
+    path: str
+
+    def target(self, path: str) -> str:
+        """The filesystem path of ``path``, refused if it resolves outside the root."""
+        target = os.path.join(self.path, *path.split("/")) if path else self.path
+        root = os.path.realpath(self.path)
+        real = os.path.realpath(target)
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise InvalidPath(
+                f"{path!r} resolves to {real}, outside the store root {self.path} "
+                "(through a symbolic link)"
+            )
+        return target
+
+
+@hookimpl
+def schemes() -> Sequence[str]:
+    return ["", "file"]
+
+
+@hookimpl
+def resolve_uri(uri: str) -> LocalRoot:
+    path = uri
+    if uri[:5].lower() == "file:":
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidUri(
+                f"{uri!r} names host {parts.netloc!r}: file URIs must be local paths "
+                "(mount the share and use its path)"
+            )
+        if parts.query or parts.fragment:
+            raise InvalidUri(f"{uri!r}: file URIs take no query or fragment")
+        path = unquote(parts.path)
+    if not path or "\0" in path:
+        raise InvalidUri(f"{uri!r} is not a usable path")
+    return LocalRoot(os.path.abspath(path))
+
+
+@hookimpl
+def capabilities() -> Capabilities:
+    return Capabilities(ranged_read=True, server_side_copy=True)
+
+
+@hookimpl
+def stat(root: LocalRoot, path: str) -> FileInfo:
+    target = root.target(path)
+    try:
+        st = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"no such file or directory: {target}") from None
+    if stat_module.S_ISDIR(st.st_mode):
+        return FileInfo(path, True, modified=st.st_mtime)
+    return FileInfo(path, False, st.st_size, modified=st.st_mtime)
+
+
+def _entry(root: LocalRoot, rel: str, entry: os.DirEntry[str]) -> FileInfo | None:
+    if entry.name.startswith(TEMP_PREFIX):
+        return None
+    try:
+        if entry.is_symlink():
+            root.target(rel)  # refuses links that leave the root
+        st = entry.stat()
+    except (InvalidPath, FileNotFoundError) as exc:
+        log.warning("skipping %s: %s", entry.path, exc)
+        return None
+    if stat_module.S_ISDIR(st.st_mode):
+        return FileInfo(rel, True, modified=st.st_mtime)
+    return FileInfo(rel, False, st.st_size, modified=st.st_mtime)
+
+
+def _scan(directory: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+@hookimpl(specname="list")
+def list_entries(root: LocalRoot, path: str, recursive: bool) -> Iterator[FileInfo]:
+    pending = [path]
+    while pending:
+        current = pending.pop()
+        for entry in _scan(root.target(current)):
+            rel = f"{current}/{entry.name}" if current else entry.name
+            info = _entry(root, rel, entry)
+            if info is None:
+                continue
+            if not recursive:
+                yield info
+            elif info.is_dir:
+                if not entry.is_symlink():  # as os.walk: linked directories are not descended
+                    pending.append(rel)
+            else:
+                yield info
+
+
+def _prepare(root: LocalRoot, path: str) -> str:
+    """The target of a write, with its parent directories created inside the root."""
+    target = root.target(path)
+    if os.path.isdir(target):
+        raise InvalidPath(f"cannot write {path or root.path!r}: it is a directory")
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidPath(f"cannot write {path!r}: a file is in the way of its directory") from None
+    return root.target(path)  # again: a link may have appeared while creating directories
+
+
+def _atomic_write(target: str, fill: Callable[[BinaryIO], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=os.path.dirname(target))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fill(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; artifacts get the usual permissions
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, progress: Progress | None) -> None:
+    """Copy an open file into another, in kernel space where the filesystem allows it."""
+    src_fd, dst_fd = src.fileno(), dst.fileno()
+    try:
+        while True:
+            sent = os.copy_file_range(src_fd, dst_fd, _COPY_CHUNK)
+            if not sent:
+                return
+            if progress is not None:
+                progress(sent)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+            raise
+    # copy_file_range is unavailable here (or across these filesystems): plain copy
+    # from wherever it stopped.
+    for block in iter(lambda: src.read(_CHUNK), b""):
+        dst.write(block)
+        if progress is not None:
+            progress(len(block))
+
+
+@hookimpl
+def upload(root: LocalRoot, path: str, local_file: str, progress: Progress) -> None:
+    target = _prepare(root, path)
+    with open(local_file, "rb") as src:
+        _atomic_write(target, lambda dst: _copy(src, dst, progress))
+
+
+@hookimpl
+def write(root: LocalRoot, path: str, chunks: Iterable[bytes]) -> None:
+    def fill(dst: BinaryIO) -> None:
+        for chunk in chunks:
+            dst.write(chunk)
+
+    _atomic_write(_prepare(root, path), fill)
+
+
+def _open_file(root: LocalRoot, path: str) -> BinaryIO:
+    target = root.target(path)
+    try:
+        return open(target, "rb")
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"no such file: {target}") from None
+    except IsADirectoryError:
+        raise InvalidPath(f"{target} is a directory, not a file") from None
+
+
+@hookimpl
+def download(root: LocalRoot, path: str, local_file: str, progress: Progress) -> None:
+    with _open_file(root, path) as src, open(local_file, "wb") as dst:
+        _copy(src, dst, progress)
+
+
+@hookimpl
+def read(root: LocalRoot, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+    src = _open_file(root, path)  # opened now, so a missing file fails at the call
+    return _chunks(src, offset, length)
+
+
+def _chunks(src: BinaryIO, offset: int, length: int | None) -> Iterator[bytes]:
+    with src:
+        src.seek(offset)
+        remaining = length
+        while remaining is None or remaining > 0:
+            block = src.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
+            if not block:
+                return
+            if remaining is not None:
+                remaining -= len(block)
+            yield block
+
+
+@hookimpl
+def delete(root: LocalRoot, path: str) -> None:
+    target = root.target(path)
+    if os.path.isdir(target) and not os.path.islink(target):
+        shutil.rmtree(target)  # removes links inside, never what they point to
+    elif os.path.lexists(target):
+        os.unlink(target)
+    else:
+        raise NotFound(f"no such file or directory: {target}")
+
+
+@hookimpl
+def copy(root: LocalRoot, path: str, dst_root: LocalRoot, dst_path: str) -> None:
+    with _open_file(root, path) as src:
+        _atomic_write(_prepare(dst_root, dst_path), lambda dst: _copy(src, dst, None))
