@@ -27,7 +27,6 @@ from .hookspecs import hookimpl
 from .store import ArtifactStore
 from .transfer import NullProgress, Progress, TransferEngine
 
-
 __all__ = [
     "ArtifactStore",
     "Capabilities",

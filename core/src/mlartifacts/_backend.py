@@ -8,7 +8,6 @@ location in the message.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -78,12 +77,19 @@ class Backend:
 
     # -- plumbing ------------------------------------------------------------------
 
+    def _located(self, exc: ArtifactError, hook: str, path: str) -> ArtifactError:
+        # Every error says what failed and where, even if the plugin's message doesn't.
+        where = self.where(path)
+        if where not in exc.message:
+            exc.message = f"{hook} {where}: {exc.message}"
+        return exc
+
     def _call(self, hook: str, path: str, **kwargs: Any) -> Any:
         try:
             return self.handle.call(hook, root=self.root, path=path, **kwargs)
-        except ArtifactError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the plugin boundary
+        except ArtifactError as exc:
+            raise self._located(exc, hook, path)  # noqa: B904 - re-raising the same object
+        except Exception as exc:
             raise translate_error(exc, f"{hook} {self.where(path)}") from exc
 
     def _iterate(self, hook: str, path: str, iterable: Iterable[T]) -> Iterator[T]:
@@ -94,9 +100,9 @@ class Backend:
                     item = next(iterator)
                 except StopIteration:
                     return
-                except ArtifactError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the plugin boundary
+                except ArtifactError as exc:
+                    raise self._located(exc, hook, path)  # noqa: B904 - re-raising the same object
+                except Exception as exc:
                     raise translate_error(exc, f"{hook} {self.where(path)}") from exc
                 yield item
         finally:
@@ -130,8 +136,7 @@ class Backend:
             ok = bool(getattr(self.capabilities, capability))
         if not ok:
             raise NotSupported(
-                f"the '{self.name}' backend does not support {capability.replace('_', ' ')} "
-                f"(at {self.uri})"
+                f"the '{self.name}' backend does not support {capability.replace('_', ' ')} (at {self.uri})"
             )
 
     # -- required operations -----------------------------------------------------------
@@ -184,8 +189,8 @@ class Backend:
     @staticmethod
     def _slice(chunks: Iterator[bytes], offset: int, length: int | None) -> Iterator[bytes]:
         # A backend without ranged reads streams from the start; skip to the range here.
-        with contextlib.closing(chunks):
-            remaining = length
+        remaining = length
+        try:
             for chunk in chunks:
                 if offset >= len(chunk):
                     offset -= len(chunk)
@@ -199,6 +204,10 @@ class Backend:
                     yield bytes(piece)
                 if remaining == 0:
                     return
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     def delete(self, path: str) -> None:
         """Delete the file or tree at ``path``; NotFound when nothing is there."""

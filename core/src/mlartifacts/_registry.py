@@ -131,12 +131,11 @@ class PluginRegistry:
     def _ensure_loaded(self) -> None:
         if self._loaded:
             return
-        with self._lock:
-            if self._loaded:
-                return
-            if self._autoload:
-                self._load_entry_points()
-            self._loaded = True
+        with self._lock:  # another thread may have loaded while this one waited
+            if not self._loaded:
+                if self._autoload:
+                    self._load_entry_points()
+                self._loaded = True
 
     def _load_entry_points(self) -> None:
         allow = env_list("MLARTIFACTS_PLUGINS", self._environ)
@@ -154,6 +153,7 @@ class PluginRegistry:
                 )
                 continue
             record = PluginRecord(ep.name, dist, version, hint=_hint_for(ep.name, dist))
+            self._records[ep.name] = record
             if ep.name in deny or (allow is not None and ep.name not in allow):
                 record.status = "disabled"
                 record.error = (
@@ -161,7 +161,6 @@ class PluginRegistry:
                     if ep.name in deny
                     else "not in MLARTIFACTS_PLUGINS"
                 )
-                self._records[ep.name] = record
                 continue
             try:
                 plugin = ep.load()
@@ -224,9 +223,7 @@ class PluginRegistry:
 
     def _validate(self, handle: PluginHandle) -> str | None:
         unknown = [
-            caller.name
-            for caller in self.pm.get_hookcallers(handle.plugin) or []
-            if caller.spec is None
+            caller.name for caller in self.pm.get_hookcallers(handle.plugin) or [] if caller.spec is None
         ]
         if unknown:
             return f"unknown hook(s): {', '.join(sorted(unknown))}"
@@ -299,9 +296,7 @@ class PluginRegistry:
                     + (f" ({record.hint})" if record.hint and record.status == "failed" else "")
                 )
             if expected:
-                raise NoBackend(
-                    f"no plugin handles scheme {shown!r}: {install_hint(expected)}"
-                )
+                raise NoBackend(f"no plugin handles scheme {shown!r}: {install_hint(expected)}")
             failed = [r.name for r in self._records.values() if r.status == "failed"]
             raise NoBackend(
                 f"no plugin handles scheme {shown!r}; installed plugins handle: "

@@ -75,13 +75,13 @@ class MultipartLimits:
         if size > part * self.max_parts:
             # Round up to whole MiB: part boundaries stay aligned with page-cache
             # and filesystem blocks, which readers of file offsets like.
-            exact = math.ceil(size / self.max_parts)
-            rounded = math.ceil(exact / MiB) * MiB
-            part = rounded if rounded <= self.max_part_size else exact
+            part = math.ceil(size / self.max_parts)
+            rounded = math.ceil(part / MiB) * MiB
+            if part >= MiB and rounded <= self.max_part_size:
+                part = rounded
             if part > self.max_part_size:
                 raise ValueError(
-                    f"{size} bytes do not fit in {self.max_parts} parts "
-                    f"of at most {self.max_part_size} bytes"
+                    f"{size} bytes do not fit in {self.max_parts} parts of at most {self.max_part_size} bytes"
                 )
         return part
 

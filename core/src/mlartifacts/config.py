@@ -64,9 +64,7 @@ def env_bool(name: str, default: bool, environ: Environ | None = None) -> bool:
     raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
-def env_int(
-    name: str, default: int, environ: Environ | None = None, *, minimum: int | None = None
-) -> int:
+def env_int(name: str, default: int, environ: Environ | None = None, *, minimum: int | None = None) -> int:
     """An integer variable, optionally with a lower bound."""
     value = _env(environ).get(name)
     if value is None or not value.strip():
@@ -80,9 +78,7 @@ def env_int(
     return number
 
 
-def env_float(
-    name: str, default: float | None, environ: Environ | None = None
-) -> float | None:
+def env_float(name: str, default: float | None, environ: Environ | None = None) -> float | None:
     """A floating-point variable."""
     value = _env(environ).get(name)
     if value is None or not value.strip():
@@ -101,9 +97,7 @@ def parse_bytes(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-def env_bytes(
-    name: str, default: int, environ: Environ | None = None, *, minimum: int = 1
-) -> int:
+def env_bytes(name: str, default: int, environ: Environ | None = None, *, minimum: int = 1) -> int:
     """A size variable in bytes; accepts unit suffixes (KiB, MiB, GiB, KB, MB, GB)."""
     value = _env(environ).get(name)
     if value is None or not value.strip():
@@ -111,9 +105,7 @@ def env_bytes(
     try:
         size = parse_bytes(value)
     except ValueError:
-        raise ConfigError(
-            f"{name} must be a size in bytes such as 8388608 or 8MiB, got {value!r}"
-        ) from None
+        raise ConfigError(f"{name} must be a size in bytes such as 8388608 or 8MiB, got {value!r}") from None
     if size < minimum:
         raise ConfigError(f"{name} must be at least {minimum} bytes, got {value!r}")
     return size
@@ -129,7 +121,7 @@ def env_json_object(name: str, environ: Environ | None = None) -> dict[str, Any]
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{name} is not valid JSON ({exc.msg} at char {exc.pos}): {value!r}") from None
     if not isinstance(parsed, dict):
-        raise ConfigError(f"{name} must be a JSON object such as {{\"Key\": \"value\"}}, got {value!r}")
+        raise ConfigError(f'{name} must be a JSON object such as {{"Key": "value"}}, got {value!r}')
     return parsed
 
 
@@ -199,12 +191,8 @@ class Settings:
         return cls(
             timeout=_timeout(environ),
             max_workers=env_int("MLARTIFACTS_MAX_WORKERS", d.max_workers, environ, minimum=1),
-            multipart_threshold=env_bytes(
-                "MLARTIFACTS_MULTIPART_THRESHOLD", d.multipart_threshold, environ
-            ),
-            multipart_chunksize=env_bytes(
-                "MLARTIFACTS_MULTIPART_CHUNKSIZE", d.multipart_chunksize, environ
-            ),
+            multipart_threshold=env_bytes("MLARTIFACTS_MULTIPART_THRESHOLD", d.multipart_threshold, environ),
+            multipart_chunksize=env_bytes("MLARTIFACTS_MULTIPART_CHUNKSIZE", d.multipart_chunksize, environ),
             ranged_download_threshold=env_bytes(
                 "MLARTIFACTS_RANGED_DOWNLOAD_THRESHOLD", d.ranged_download_threshold, environ
             ),
@@ -212,12 +200,8 @@ class Settings:
                 "MLARTIFACTS_RANGED_DOWNLOAD_CHUNKSIZE", d.ranged_download_chunksize, environ
             ),
             max_retries=env_int("MLARTIFACTS_MAX_RETRIES", d.max_retries, environ, minimum=0),
-            retry_backoff=_non_negative(
-                "MLARTIFACTS_RETRY_BACKOFF", d.retry_backoff, environ
-            ),
-            retry_backoff_max=_non_negative(
-                "MLARTIFACTS_RETRY_BACKOFF_MAX", d.retry_backoff_max, environ
-            ),
+            retry_backoff=_non_negative("MLARTIFACTS_RETRY_BACKOFF", d.retry_backoff, environ),
+            retry_backoff_max=_non_negative("MLARTIFACTS_RETRY_BACKOFF_MAX", d.retry_backoff_max, environ),
             progress_bar=env_bool("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", d.progress_bar, environ),
         )
 

@@ -49,7 +49,7 @@ class ArtifactStore:
             root = handle.call("resolve_uri", uri=uri)
         except ArtifactError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the plugin boundary
+        except Exception as exc:
             raise translate_error(exc, f"resolve {uri!r} with the '{handle.name}' plugin") from exc
         self.uri = uri
         self.backend = Backend(handle, root, uri)
@@ -182,7 +182,11 @@ class ArtifactStore:
         return b"".join(self.read(path))
 
     def write(
-        self, path: str, chunks: Iterable[bytes], size_hint: int | None = None, progress: Progress | None = None
+        self,
+        path: str,
+        chunks: Iterable[bytes],
+        size_hint: int | None = None,
+        progress: Progress | None = None,
     ) -> None:
         """Write a file from a stream of chunks of unknown total length, atomically."""
         self.engine.write_stream(
@@ -204,7 +208,11 @@ class ArtifactStore:
     def copy_to(self, path: str, dst: ArtifactStore, dst_path: str, progress: Progress | None = None) -> None:
         """Copy a file to another store (server-side when both are the same backend and it can)."""
         self.engine.copy(
-            self.backend, _paths.normalize(path), dst.backend, _paths.normalize(dst_path), progress or self.progress
+            self.backend,
+            _paths.normalize(path),
+            dst.backend,
+            _paths.normalize(dst_path),
+            progress or self.progress,
         )
 
     def copy_tree_to(
@@ -212,7 +220,11 @@ class ArtifactStore:
     ) -> list[str]:
         """Copy every file below ``path`` to the same relative paths in another store."""
         return self.engine.copy_tree(
-            self.backend, _paths.normalize(path), dst.backend, _paths.normalize(dst_path), progress or self.progress
+            self.backend,
+            _paths.normalize(path),
+            dst.backend,
+            _paths.normalize(dst_path),
+            progress or self.progress,
         )
 
     @property

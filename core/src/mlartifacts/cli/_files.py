@@ -18,6 +18,7 @@ from ._progress import progress_for
 
 __all__ = ["add_commands"]
 
+
 def add_commands(commands: Any) -> None:
     cp = commands.add_parser(
         "cp",
@@ -65,7 +66,8 @@ def _is_dir(store: ArtifactStore) -> bool:
 
 def cmd_cp(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    progress = progress_for(f"{args.src} → {args.dst}", settings, args.quiet)
+    label = args.src.rstrip("/").rsplit("/", 1)[-1] or args.src
+    progress = progress_for(label, settings, args.quiet)
     src_local = _local_path(args.src)
     dst_local = _local_path(args.dst)
     into_dir = args.dst.endswith("/")
@@ -114,12 +116,13 @@ def _row(info: FileInfo, root: str) -> dict[str, Any]:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    rows: list[dict[str, Any]]
     with ArtifactStore(args.uri) as store:
         info = store.stat()
         if not info.is_dir:
             rows = [{"path": store.root_name, "is_dir": False, "file_size": info.file_size}]
         elif args.recursive:
-            rows = sorted((_row(i, "") for i in store.iter_files()), key=lambda r: r["path"])
+            rows = sorted((_row(i, "") for i in store.iter_files()), key=lambda r: str(r["path"]))
         else:
             rows = [_row(i, "") for i in store.list_artifacts()]
     if args.json:
@@ -141,4 +144,3 @@ def cmd_rm(args: argparse.Namespace) -> int:
             raise InvalidPath(f"{args.uri} is a directory (use -r)")
         store.delete()
     return 0
-

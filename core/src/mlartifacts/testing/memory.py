@@ -28,10 +28,15 @@ from .._types import (
     Part,
     PendingUpload,
 )
-from ..errors import BackendError, InvalidUri, NotFound, TransientError
+from ..errors import BackendError, InvalidPath, InvalidUri, NotFound, TransientError
 from ..hookspecs import Progress, hookimpl
+from ..paths import normalize
 
 __all__ = ["MemoryBackend", "MemoryRoot", "plugin"]
+
+
+#: S3's multipart limits, the default: 5 MiB to 5 GiB parts, at most 10,000.
+S3_LIMITS = MultipartLimits(5 * MiB, 5 * 1024 * MiB, 10_000)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class MemoryBackend:
 
     def __init__(
         self,
-        limits: MultipartLimits | None = MultipartLimits(5 * MiB, 5 * 1024 * MiB, 10_000),
+        limits: MultipartLimits | None = S3_LIMITS,
         *,
         chunk_size: int = 256 * 1024,
         scheme: str = "memory",
@@ -181,7 +186,11 @@ class MemoryBackend:
         parts = urlsplit(uri)
         if parts.query or parts.fragment:
             raise InvalidUri(f"memory URIs take no query or fragment: {uri!r}")
-        return MemoryRoot(parts.netloc, unquote(parts.path).strip("/"))
+        try:
+            prefix = normalize(unquote(parts.path).strip("/"))
+        except InvalidPath as exc:
+            raise InvalidUri(f"{uri!r}: {exc}") from None
+        return MemoryRoot(parts.netloc, prefix)
 
     @hookimpl
     def capabilities(self) -> Capabilities:
@@ -200,8 +209,12 @@ class MemoryBackend:
             obj = bucket.get(key)
             if obj is not None:
                 return FileInfo(
-                    path, False, len(obj.data),
-                    checksum=Checksum("md5", obj.md5), etag=obj.md5, modified=obj.modified,
+                    path,
+                    False,
+                    len(obj.data),
+                    checksum=Checksum("md5", obj.md5),
+                    etag=obj.md5,
+                    modified=obj.modified,
                 )
             prefix = key + "/" if key else ""
             if any(k.startswith(prefix) for k in bucket):
@@ -220,7 +233,7 @@ class MemoryBackend:
             )
         seen: set[str] = set()
         for k, obj in items:
-            rest = k[len(prefix):]
+            rest = k[len(prefix) :]
             if not recursive and "/" in rest:
                 child = rest.split("/", 1)[0]
                 if child not in seen:
@@ -295,9 +308,7 @@ class MemoryBackend:
         return upload
 
     @hookimpl
-    def upload_part(
-        self, root: MemoryRoot, path: str, upload_id: str, part_number: int, data: bytes
-    ) -> str:
+    def upload_part(self, root: MemoryRoot, path: str, upload_id: str, part_number: int, data: bytes) -> str:
         self._enter("upload_part", root.key(path))
         if self.limits is not None and not 1 <= part_number <= self.limits.max_parts:
             raise BackendError(f"part number {part_number} out of range (InvalidArgument)")
@@ -306,9 +317,7 @@ class MemoryBackend:
         return f'"{hashlib.md5(data).hexdigest()}"'
 
     @hookimpl
-    def complete_multipart(
-        self, root: MemoryRoot, path: str, upload_id: str, parts: Sequence[Part]
-    ) -> None:
+    def complete_multipart(self, root: MemoryRoot, path: str, upload_id: str, parts: Sequence[Part]) -> None:
         self._enter("complete_multipart", root.key(path))
         with self._lock:
             upload = self._upload(upload_id)
@@ -319,11 +328,14 @@ class MemoryBackend:
             for part in parts:
                 data = upload.parts.get(part.part_number)
                 if data is None or part.etag != f'"{hashlib.md5(data).hexdigest()}"':
-                    raise BackendError(f"part {part.part_number} is missing or its ETag differs (InvalidPart)")
+                    raise BackendError(
+                        f"part {part.part_number} is missing or its ETag differs (InvalidPart)"
+                    )
                 chosen.append(data)
             if self.limits is not None and any(len(d) < self.limits.min_part_size for d in chosen[:-1]):
                 raise BackendError(
-                    f"a part other than the last is smaller than {self.limits.min_part_size} bytes (EntityTooSmall)"
+                    f"a part other than the last is smaller than {self.limits.min_part_size} bytes "
+                    "(EntityTooSmall)"
                 )
             del self._uploads[upload_id]
         self._put(root, path, b"".join(chosen))

@@ -61,7 +61,7 @@ def gather(futures: Sequence[Future[R]], ctx: JobContext) -> list[R]:
                     raise exc
             ctx.check()
         return [f.result() for f in futures]
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - re-raised below, after the cleanup
         failure = exc
     # Raised outside the except block so the error keeps its own chain of causes.
     raise _stop_all(futures, failure, ctx)
@@ -152,14 +152,19 @@ def upload_file_parts(
                     return Part(number, etag)
 
                 return retry(
-                    attempt, ctx, settings, what=f"part {number}/{count} of {where}",
+                    attempt,
+                    ctx,
+                    settings,
+                    what=f"part {number}/{count} of {where}",
                     before_retry=counter.rewind,
                 )
 
             parts = map_chunks(pool, send, range(1, count + 1), ctx)
         retry(
             lambda: backend.complete_multipart(path, upload_id, parts),
-            ctx, settings, what=f"complete {where}",
+            ctx,
+            settings,
+            what=f"complete {where}",
         )
     except BaseException:
         _abort(backend, path, upload_id, settings)
@@ -213,7 +218,9 @@ def upload_stream_parts(
         try:
             etag = retry(
                 lambda: backend.upload_part(path, upload_id, number, data),
-                ctx, settings, what=f"part {number} of {where}",
+                ctx,
+                settings,
+                what=f"part {number} of {where}",
             )
             progress.update(len(data))
             return Part(number, etag)
@@ -240,10 +247,12 @@ def upload_stream_parts(
         parts = gather(futures, ctx)
         retry(
             lambda: backend.complete_multipart(path, upload_id, parts),
-            ctx, settings, what=f"complete {where}",
+            ctx,
+            settings,
+            what=f"complete {where}",
         )
         return
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - re-raised below, after the cleanup
         failure = exc
     error = _stop_all(futures, failure, ctx)
     _abort(backend, path, upload_id, settings)

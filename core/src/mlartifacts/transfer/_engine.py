@@ -222,7 +222,9 @@ class TransferEngine:
         progress.begin(size, 1)
         try:
             what = f"upload {local_file} to {backend.where(path)}"
-            self._run([_Job(what, lambda ctx: self._upload_one(backend, local_file, size, path, progress, ctx))])
+            self._run(
+                [_Job(what, lambda ctx: self._upload_one(backend, local_file, size, path, progress, ctx))]
+            )
         finally:
             progress.end()
 
@@ -242,7 +244,9 @@ class TransferEngine:
             )
 
         try:
-            self._run(job(local, size, target) for (local, _, size), target in zip(files, targets))
+            self._run(
+                job(local, size, target) for (local, _, size), target in zip(files, targets, strict=False)
+            )
         finally:
             progress.end()
         return targets
@@ -260,7 +264,14 @@ class TransferEngine:
         progress.begin(expected.file_size if expected else None, 1)
         try:
             what = f"download {backend.where(path)} to {local_file}"
-            self._run([_Job(what, lambda ctx: self._download_one(backend, path, local_file, expected, progress, ctx))])
+            self._run(
+                [
+                    _Job(
+                        what,
+                        lambda ctx: self._download_one(backend, path, local_file, expected, progress, ctx),
+                    )
+                ]
+            )
         finally:
             progress.end()
         return local_file
@@ -283,7 +294,7 @@ class TransferEngine:
             )
 
         try:
-            self._run(job(entry, target) for entry, target in zip(entries, targets))
+            self._run(job(entry, target) for entry, target in zip(entries, targets, strict=False))
         finally:
             progress.end()
         return targets
@@ -314,7 +325,15 @@ class TransferEngine:
                     backend, limits, chunks, size_hint, path, self._chunks(), self.settings, ctx, progress
                 )
             else:
-                backend.write(path, _counted(chunks, progress, ctx))
+                source = _Source(chunks, progress, ctx)
+                try:
+                    backend.write(path, source)
+                except ArtifactError:
+                    # If the caller's own stream broke, that is the error to report,
+                    # not the backend's translation of it.
+                    if source.error is not None:
+                        raise source.error from None
+                    raise
             progress.file_done(path)
         except Cancelled as exc:  # the stream's own parts failed; their error was raised instead
             raise TransferError(f"{ctx.what}: cancelled") from exc
@@ -360,7 +379,9 @@ class TransferEngine:
             info = src.stat(src_path)
             progress.begin(info.file_size, 1)
             try:
-                ctx = JobContext(f"copy {src.where(src_path)} to {dst.where(dst_path)}", self.settings.timeout)
+                ctx = JobContext(
+                    f"copy {src.where(src_path)} to {dst.where(dst_path)}", self.settings.timeout
+                )
                 ctx.start()
                 retry(lambda: src.copy(src_path, dst, dst_path), ctx, self.settings, what=ctx.what)
                 progress.update(info.file_size or 0)
@@ -396,7 +417,7 @@ class TransferEngine:
             return _Job(f"copy {src.where(entry.path)} to {dst.where(target)}", run)
 
         try:
-            self._run(job(entry, target) for entry, target in zip(entries, targets))
+            self._run(job(entry, target) for entry, target in zip(entries, targets, strict=False))
         finally:
             progress.end()
         return targets
@@ -412,11 +433,29 @@ class _Forward(NullProgress):
         self._outer.update(nbytes)
 
 
-def _counted(chunks: Iterable[bytes], progress: Progress, ctx: JobContext) -> Iterator[bytes]:
-    for chunk in chunks:
-        ctx.check()
-        progress.update(len(chunk))
-        yield chunk
+class _Source:
+    """A caller's stream as handed to a backend: counted, deadline-checked, its own failure kept."""
+
+    def __init__(self, chunks: Iterable[bytes], progress: Progress, ctx: JobContext) -> None:
+        self._chunks = iter(chunks)
+        self._progress = progress
+        self._ctx = ctx
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        self._ctx.check()
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise
+        self._progress.update(len(chunk))
+        return chunk
 
 
 def _local_size(local_file: str) -> int:
@@ -427,4 +466,3 @@ def _local_size(local_file: str) -> int:
     if os.path.isdir(local_file):
         raise InvalidPath(f"{local_file!r} is a directory; upload it as a tree")
     return st.st_size
-

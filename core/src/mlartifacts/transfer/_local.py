@@ -61,9 +61,7 @@ def verify(local_file: str, expected: FileInfo | None, where: str) -> None:
     if expected.file_size is not None:
         actual = os.path.getsize(local_file)
         if actual != expected.file_size:
-            raise IntegrityError(
-                f"{where}: received {actual} bytes, expected {expected.file_size}"
-            )
+            raise IntegrityError(f"{where}: received {actual} bytes, expected {expected.file_size}")
     checksum = expected.checksum
     if checksum is None:
         return

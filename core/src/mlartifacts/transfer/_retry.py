@@ -49,8 +49,7 @@ class JobContext:
 
     def timeout_error(self) -> OperationTimeout:
         return OperationTimeout(
-            f"{self.what}: timed out after {self.timeout:g} s "
-            "(MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT)"
+            f"{self.what}: timed out after {self.timeout:g} s (MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT)"
         )
 
     def check(self) -> None:

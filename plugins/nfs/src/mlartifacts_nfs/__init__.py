@@ -54,8 +54,7 @@ class LocalRoot:
         real = os.path.realpath(target)
         if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
             raise InvalidPath(
-                f"{path!r} resolves to {real}, outside the store root {self.path} "
-                "(through a symbolic link)"
+                f"{path!r} resolves to {real}, outside the store root {self.path} (through a symbolic link)"
             )
         return target
 

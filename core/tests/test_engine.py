@@ -1,0 +1,363 @@
+"""The transfer engine against the in-memory backend, with injected failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlartifacts import ArtifactStore, MultipartLimits, PluginRegistry, Settings, hookimpl
+from mlartifacts.errors import (
+    BackendError,
+    IntegrityError,
+    NotFound,
+    OperationTimeout,
+    PermissionDenied,
+    TransientError,
+)
+from mlartifacts.paths import TEMP_PREFIX
+from mlartifacts.testing import MemoryBackend
+from mlartifacts.testing.contract import random_bytes, write_tree
+
+KiB = 1024
+LIMITS = MultipartLimits(min_part_size=4 * KiB, max_part_size=1 << 20, max_parts=1000)
+FAST = Settings(
+    retry_backoff=0.001,
+    retry_backoff_max=0.01,
+    multipart_threshold=16 * KiB,
+    multipart_chunksize=4 * KiB,
+    ranged_download_threshold=16 * KiB,
+    ranged_download_chunksize=4 * KiB,
+    max_workers=4,
+)
+
+
+class Recording:
+    """Collects progress events (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.total: int | None = None
+        self.files = 0
+        self.moved = 0
+        self.done: list[str] = []
+        self.ended = False
+
+    def begin(self, total_bytes: int | None, total_files: int) -> None:
+        self.total, self.files = total_bytes, total_files
+
+    def update(self, nbytes: int) -> None:
+        with self.lock:
+            self.moved += nbytes
+
+    def file_done(self, path: str) -> None:
+        with self.lock:
+            self.done.append(path)
+
+    def end(self) -> None:
+        self.ended = True
+
+
+class Counting(MemoryBackend):
+    """A memory backend that measures how many calls of each hook run at once."""
+
+    def __init__(self, delay: float = 0.02, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.delay = delay
+        self.active: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+        self._count_lock = threading.Lock()
+
+    def _enter(self, hook: str, key: str):  # type: ignore[no-untyped-def]
+        with self._count_lock:
+            self.active[hook] = self.active.get(hook, 0) + 1
+            self.peak[hook] = max(self.peak.get(hook, 0), self.active[hook])
+        try:
+            time.sleep(self.delay)
+            return super()._enter(hook, key)
+        finally:
+            with self._count_lock:
+                self.active[hook] -= 1
+
+
+def make_store(
+    backend: MemoryBackend, settings: Settings = FAST, uri: str = "memory://b/root"
+) -> ArtifactStore:
+    registry = PluginRegistry(autoload=False)
+    registry.register(backend, "memory")
+    return ArtifactStore(uri, settings=settings, registry=registry)
+
+
+@pytest.fixture
+def backend() -> MemoryBackend:
+    return MemoryBackend(LIMITS, chunk_size=1000)
+
+
+@pytest.fixture
+def store(backend: MemoryBackend) -> Iterator[ArtifactStore]:
+    with make_store(backend) as store:
+        yield store
+
+
+@pytest.fixture
+def big_file(tmp_path: Path) -> Path:
+    path = tmp_path / "big.bin"
+    path.write_bytes(random_bytes(10 * 4 * KiB + 123))  # 11 parts
+    return path
+
+
+def leftovers(directory: Path) -> list[str]:
+    return [p.name for p in directory.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+
+
+# -- multipart upload ------------------------------------------------------------------------
+
+
+def test_transient_part_failures_are_retried(
+    store: ArtifactStore, backend: MemoryBackend, big_file: Path
+) -> None:
+    backend.inject("upload_part", TransientError("503 SlowDown"), times=3)
+    progress = Recording()
+    store.upload_file(str(big_file), "big.bin", progress)
+    assert backend.objects("b")["root/big.bin"] == big_file.read_bytes()
+    assert backend.count("upload_part") == 11 + 3
+    assert progress.moved == progress.total == big_file.stat().st_size  # retried bytes not counted twice
+    assert backend.pending_uploads() == []
+
+
+def test_permanent_part_failure_aborts(store: ArtifactStore, backend: MemoryBackend, big_file: Path) -> None:
+    backend.inject("upload_part", PermissionDenied("AccessDenied on part"), times=1)
+    with pytest.raises(PermissionDenied, match="AccessDenied"):
+        store.upload_file(str(big_file), "big.bin")
+    assert backend.count("abort_multipart") == 1
+    assert backend.pending_uploads() == []
+    assert backend.objects("b") == {}
+
+
+def test_retries_give_up_with_a_count(backend: MemoryBackend, big_file: Path) -> None:
+    backend.inject("upload_part", TransientError("connection reset"), times=100)
+    with (
+        make_store(backend, FAST.replace(max_retries=2)) as store,
+        pytest.raises(TransientError, match=r"gave up after 3 attempts"),
+    ):
+        store.upload_file(str(big_file), "big.bin")
+    assert backend.pending_uploads() == []
+    assert backend.objects("b") == {}
+
+
+def test_failed_complete_aborts(store: ArtifactStore, backend: MemoryBackend, big_file: Path) -> None:
+    backend.inject("complete_multipart", BackendError("InternalError"), times=1)
+    with pytest.raises(BackendError):
+        store.upload_file(str(big_file), "big.bin")
+    assert backend.pending_uploads() == []
+
+
+def test_part_size_grows_to_fit_max_parts(tmp_path: Path) -> None:
+    backend = MemoryBackend(MultipartLimits(1 * KiB, 1 << 20, max_parts=5))
+    data = random_bytes(40 * KiB)
+    (tmp_path / "f").write_bytes(data)
+    with make_store(backend, FAST.replace(multipart_threshold=2 * KiB, multipart_chunksize=1 * KiB)) as store:
+        store.upload_file(str(tmp_path / "f"), "f")
+    assert backend.count("upload_part") == 5
+    assert backend.objects("b")["root/f"] == data
+
+
+def test_small_files_skip_multipart(store: ArtifactStore, backend: MemoryBackend, tmp_path: Path) -> None:
+    (tmp_path / "small").write_bytes(b"x" * (8 * KiB))  # below the 16 KiB threshold
+    store.upload_file(str(tmp_path / "small"), "small")
+    assert backend.count("create_multipart") == 0
+    assert backend.count("upload") == 1
+
+
+def test_parts_in_flight_are_bounded(tmp_path: Path, big_file: Path) -> None:
+    backend = Counting(limits=LIMITS)
+    with make_store(backend, FAST.replace(max_workers=3)) as store:
+        store.upload_file(str(big_file), "big.bin")
+    assert backend.peak["upload_part"] == 3
+
+
+# -- trees -----------------------------------------------------------------------------------
+
+
+def test_tree_upload_is_parallel_and_bounded(tmp_path: Path) -> None:
+    files = {f"d{i % 3}/f{i}.txt": f"file {i}".encode() for i in range(20)}
+    write_tree(tmp_path / "src", files)
+    backend = Counting(limits=LIMITS)
+    progress = Recording()
+    with make_store(backend, FAST.replace(max_workers=4)) as store:
+        store.log_artifacts(str(tmp_path / "src"), "run")
+        store.progress = progress
+        store.download_artifacts("run", str(tmp_path / "dst"))
+    assert backend.peak["upload"] == 4
+    assert backend.peak["download"] == 4
+    assert progress.files == 20 and len(progress.done) == 20 and progress.ended
+    assert progress.moved == progress.total == sum(len(v) for v in files.values())
+
+
+def test_tree_failure_stops_and_reports_the_cause(tmp_path: Path) -> None:
+    files = {f"f{i:02}.txt": b"x" for i in range(40)}
+    write_tree(tmp_path / "src", files)
+    backend = Counting(limits=LIMITS, delay=0.005)
+    backend.inject("upload", PermissionDenied("AccessDenied: f05"), path="root/f05.txt")
+    with (
+        make_store(backend, FAST.replace(max_workers=2)) as store,
+        pytest.raises(PermissionDenied, match="f05"),
+    ):
+        store.log_artifacts(str(tmp_path / "src"))
+    assert backend.count("upload") < 40  # the rest was not attempted
+
+
+# -- downloads ---------------------------------------------------------------------------------
+
+
+def test_corrupt_download_is_retried(store: ArtifactStore, backend: MemoryBackend, tmp_path: Path) -> None:
+    store.write_bytes("m.bin", random_bytes(5000))
+    backend.inject("download", None, corrupt=True, times=1)
+    out = store.download_file("m.bin", str(tmp_path / "m.bin"))
+    assert Path(out).read_bytes() == random_bytes(5000)
+    assert backend.count("download") == 2
+
+
+def test_persistent_corruption_leaves_no_file(
+    store: ArtifactStore, backend: MemoryBackend, tmp_path: Path
+) -> None:
+    store.write_bytes("m.bin", random_bytes(5000))
+    backend.inject("download", None, corrupt=True, times=100)
+    with pytest.raises(IntegrityError, match="md5"):
+        store.download_file("m.bin", str(tmp_path / "m.bin"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ranged_download_retries_a_truncated_range(
+    store: ArtifactStore, backend: MemoryBackend, tmp_path: Path
+) -> None:
+    data = random_bytes(40 * KiB + 5)
+    store.write_bytes("r.bin", data)
+    backend.inject("read", None, corrupt=True, times=2)
+    progress = Recording()
+    out = store.download_file("r.bin", str(tmp_path / "r.bin"), progress)
+    assert Path(out).read_bytes() == data
+    assert backend.count("read") == 11 + 2
+    assert progress.moved == len(data)
+
+
+def test_failed_ranged_download_leaves_no_file(
+    store: ArtifactStore, backend: MemoryBackend, tmp_path: Path
+) -> None:
+    store.write_bytes("r.bin", random_bytes(40 * KiB))
+    backend.inject("read", PermissionDenied("AccessDenied"), times=1)
+    with pytest.raises(PermissionDenied):
+        store.download_file("r.bin", str(tmp_path / "r.bin"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_object(store: ArtifactStore, tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match=r"memory://b/root/nope"):
+        store.download_file("nope", str(tmp_path / "nope"))
+
+
+# -- timeouts ----------------------------------------------------------------------------------
+
+
+def test_stalled_backend_times_out(backend: MemoryBackend, tmp_path: Path) -> None:
+    with make_store(backend) as setup:
+        setup.write_bytes("slow.bin", b"data")
+    backend.inject("download", None, delay=1.5)
+    started = time.monotonic()
+    with (
+        make_store(backend, FAST.replace(timeout=0.3)) as store,
+        pytest.raises(OperationTimeout, match="MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT"),
+    ):
+        store.download_file("slow.bin", str(tmp_path / "slow.bin"))
+        # the store's exit waits for the stalled worker, which then cleans up
+    assert time.monotonic() - started < 5
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_timeout_stops_retrying(backend: MemoryBackend, big_file: Path) -> None:
+    backend.inject("upload_part", TransientError("503"), times=10_000)
+    slow_retries = FAST.replace(timeout=0.5, retry_backoff=0.2, retry_backoff_max=0.2, max_retries=1000)
+    with make_store(backend, slow_retries) as store, pytest.raises(OperationTimeout):
+        store.upload_file(str(big_file), "big.bin")
+    assert backend.pending_uploads() == []
+
+
+# -- streams -----------------------------------------------------------------------------------
+
+
+def test_stream_multipart_bounded(tmp_path: Path) -> None:
+    backend = Counting(limits=LIMITS, delay=0.01)
+    data = random_bytes(30 * 4 * KiB + 7)
+    pulled = []
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(data), 1000):
+            pulled.append(i)
+            yield data[i : i + 1000]
+
+    with make_store(backend, FAST.replace(max_workers=2)) as store:
+        store.write("s.bin", chunks())
+        assert store.read_bytes("s.bin") == data
+    assert backend.peak["upload_part"] <= 2
+    assert backend.count("upload_part") == 31
+
+
+def test_stream_part_failure_aborts(store: ArtifactStore, backend: MemoryBackend) -> None:
+    backend.inject("upload_part", PermissionDenied("denied"), times=1)
+    with pytest.raises(PermissionDenied):
+        store.write("s.bin", iter([random_bytes(50 * KiB)]))
+    assert backend.pending_uploads() == []
+    assert backend.objects("b") == {}
+
+
+class FlakyReads(MemoryBackend):
+    """Breaks the first read stream after its first chunk, as a dropped connection would."""
+
+    broken = False
+
+    @hookimpl
+    def read(self, root, path, offset, length):  # type: ignore[no-untyped-def]
+        stream = super().read(root, path, offset, length)
+        if self.broken:
+            yield from stream
+            return
+        self.broken = True
+        yield next(stream)
+        raise TransientError("connection reset by peer")
+
+
+def test_read_stream_resumes_where_it_broke() -> None:
+    backend = FlakyReads(LIMITS, chunk_size=1000)
+    data = random_bytes(10_000)
+    with make_store(backend) as store:
+        store.write_bytes("f", data)
+        assert b"".join(store.read("f", 500)) == data[500:]
+    assert backend.count("read") == 2
+
+
+def test_copy_between_stores_streams(backend: MemoryBackend, tmp_path: Path) -> None:
+    other = MemoryBackend(LIMITS)
+    registry = PluginRegistry(autoload=False)
+    registry.register(backend, "memory")
+    registry.register(MemoryBackend(None, scheme="other"), "other")
+    data = random_bytes(50 * KiB)
+    with (
+        ArtifactStore("memory://b/src", registry=registry, settings=FAST) as src,
+        ArtifactStore("other://c/dst", registry=registry, settings=FAST) as dst,
+    ):
+        src.write_bytes("x/y.bin", data)
+        src.copy_to("x/y.bin", dst, "copied.bin")
+        src.copy_tree_to("x", dst, "tree")
+        assert dst.read_bytes("copied.bin") == data
+        assert dst.read_bytes("tree/y.bin") == data
+    assert other.count("copy") == 0
+
+
+def test_copy_inside_one_backend_is_server_side(store: ArtifactStore, backend: MemoryBackend) -> None:
+    store.write_bytes("a.bin", b"abc")
+    store.copy_to("a.bin", store, "b.bin")
+    assert backend.count("copy") == 1
+    assert store.read_bytes("b.bin") == b"abc"

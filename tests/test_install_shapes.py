@@ -1,0 +1,76 @@
+"""What each install shape pulls in: the core alone brings no storage SDK.
+
+Each case builds a fresh virtual environment with `uv pip install './core[extras]'`
+from this checkout (workspace sources), as a user of a checkout would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, SDK_DISTRIBUTIONS, SDK_MODULES, run, uv
+
+pytestmark = pytest.mark.slow
+
+#: extras -> (distributions that must be present, SDK distribution prefixes allowed)
+SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
+    "": ({"mlartifacts", "mlartifacts-nfs", "pluggy", "tqdm"}, ()),
+}
+
+PROBE = """
+import json, sys, tempfile, os
+import mlartifacts
+at_import = sorted({m.split('.')[0] for m in sys.modules} & set(SDKS))
+from mlartifacts import ArtifactStore
+d = tempfile.mkdtemp()
+with ArtifactStore(os.path.join(d, 'store')) as store:
+    store.write_bytes('model/weights.bin', b'w' * 1000)
+    out = store.download_artifacts('model', os.path.join(d, 'dl'))
+    ok = open(os.path.join(out, 'weights.bin'), 'rb').read() == b'w' * 1000
+after_use = sorted({m.split('.')[0] for m in sys.modules} & set(SDKS))
+print(json.dumps({"at_import": at_import, "after_use": after_use, "ok": ok, "plugin": store.plugin}))
+"""
+
+
+@pytest.fixture(scope="module")
+def venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    made = {}
+    for extras in SHAPES:
+        venv = tmp_path_factory.mktemp(f"venv-{extras or 'core'}")
+        target = f"./core[{extras}]" if extras else "./core"
+        created = run([uv(), "venv", "--quiet", str(venv)])
+        assert created.returncode == 0, created.stderr
+        env = {**os.environ, "VIRTUAL_ENV": str(venv)}
+        env.pop("UV_PROJECT_ENVIRONMENT", None)
+        installed = run([uv(), "pip", "install", "--quiet", target], cwd=REPO, env=env)
+        assert installed.returncode == 0, installed.stderr
+        made[extras] = venv
+    return made
+
+
+@pytest.mark.parametrize("extras", list(SHAPES))
+def test_dependency_closure(venvs: dict[str, Path], extras: str) -> None:
+    listed = run(
+        [uv(), "pip", "list", "--format", "json"], env={**os.environ, "VIRTUAL_ENV": str(venvs[extras])}
+    )
+    names = {d["name"].lower() for d in json.loads(listed.stdout)}
+    required, allowed = SHAPES[extras]
+    assert required <= names
+    sdks = {n for n in names if n.startswith(SDK_DISTRIBUTIONS) and not n.startswith(allowed)}
+    assert sdks == set(), f"mlartifacts[{extras}] pulled in {sorted(sdks)}"
+
+
+@pytest.mark.parametrize("extras", list(SHAPES))
+def test_core_alone_stores_on_local_disk_without_sdks(venvs: dict[str, Path], extras: str) -> None:
+    python = venvs[extras] / "bin" / "python"
+    probe = run([str(python), "-c", f"SDKS = {SDK_MODULES!r}\n{PROBE}"])
+    assert probe.returncode == 0, probe.stderr
+    result = json.loads(probe.stdout)
+    assert result == {"at_import": [], "after_use": [], "ok": True, "plugin": "nfs"}
+    cli = run([str(venvs[extras] / "bin" / "mlartifacts"), "plugins", "--json"])
+    assert cli.returncode == 0, cli.stderr
+    assert {row["name"]: row["status"] for row in json.loads(cli.stdout)}["nfs"] == "loaded"
