@@ -97,12 +97,15 @@ class Capabilities:
         server_side_copy: ``copy`` copies inside the storage without moving bytes
             through this process.
         list_multipart_uploads: incomplete multipart uploads can be listed (for gc).
+        single_stream: one stream moves bytes fastest here (a local filesystem, where
+            one kernel-side copy beats parallel ranges), so downloads are not split.
     """
 
     ranged_read: bool = False
     presign: bool = False
     server_side_copy: bool = False
     list_multipart_uploads: bool = False
+    single_stream: bool = False
 
 
 @dataclass(frozen=True)

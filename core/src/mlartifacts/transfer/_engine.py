@@ -185,6 +185,7 @@ class TransferEngine:
             if (
                 size is not None
                 and backend.capabilities.ranged_read
+                and not backend.capabilities.single_stream
                 and size >= settings.ranged_download_threshold
                 and size > settings.ranged_download_chunksize
             ):
@@ -283,9 +284,10 @@ class TransferEngine:
         entries = [e for e in backend.list(path, recursive=True) if not e.is_dir]
         progress = progress or NullProgress()
         progress.begin(sum(e.file_size or 0 for e in entries), len(entries))
-        os.makedirs(local_dir, exist_ok=True)
         offset = len(path) + 1 if path else 0
         targets = [_paths.local_join(local_dir, e.path[offset:]) for e in entries]
+        for directory in sorted({os.path.dirname(t) for t in targets} | {local_dir}):
+            os.makedirs(directory, exist_ok=True)  # once per directory, not once per file
 
         def job(entry: FileInfo, target: str) -> _Job:
             return _Job(

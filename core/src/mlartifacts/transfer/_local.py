@@ -41,8 +41,11 @@ def atomic_destination(dest: str) -> Iterator[str]:
     if os.path.isdir(dest):
         raise InvalidPath(f"cannot download to {dest!r}: it is a directory")
     directory = os.path.dirname(dest)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_paths.TEMP_PREFIX, dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_paths.TEMP_PREFIX, dir=directory)
+    except FileNotFoundError:  # the directory is new: create it (only then, it costs)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_paths.TEMP_PREFIX, dir=directory)
     os.close(fd)
     try:
         yield tmp

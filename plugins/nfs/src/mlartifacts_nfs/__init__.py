@@ -20,6 +20,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
 from mlartifacts import Capabilities, FileInfo, hookimpl
+from mlartifacts.config import env_bool
 from mlartifacts.errors import InvalidPath, InvalidUri, NotFound
 from mlartifacts.hookspecs import Progress
 from mlartifacts.paths import TEMP_PREFIX
@@ -43,15 +44,21 @@ _FILE_MODE = 0o666 & ~_umask()
 
 @dataclass(frozen=True)
 class LocalRoot:
-    """An absolute directory (or file) path on a local or NFS-mounted filesystem."""
+    """An absolute directory (or file) path on a local or NFS-mounted filesystem.
+
+    ``fsync`` (``MLARTIFACTS_NFS_FSYNC``, default true) makes every write durable
+    before it becomes visible; turning it off trades that for speed.
+    """
 
     path: str
+    fsync: bool = True
 
     def target(self, path: str) -> str:
         """The filesystem path of ``path``, refused if it resolves outside the root."""
         target = os.path.join(self.path, *path.split("/")) if path else self.path
+        # Resolved on every call: the root itself may be (or become) a link.
         root = os.path.realpath(self.path)
-        real = os.path.realpath(target)
+        real = os.path.realpath(target) if path else root
         if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
             raise InvalidPath(
                 f"{path!r} resolves to {real}, outside the store root {self.path} (through a symbolic link)"
@@ -79,12 +86,12 @@ def resolve_uri(uri: str) -> LocalRoot:
         path = unquote(parts.path)
     if not path or "\0" in path:
         raise InvalidUri(f"{uri!r} is not a usable path")
-    return LocalRoot(os.path.abspath(path))
+    return LocalRoot(os.path.abspath(path), fsync=env_bool("MLARTIFACTS_NFS_FSYNC", True))
 
 
 @hookimpl
 def capabilities() -> Capabilities:
-    return Capabilities(ranged_read=True, server_side_copy=True)
+    return Capabilities(ranged_read=True, server_side_copy=True, single_stream=True)
 
 
 @hookimpl
@@ -146,20 +153,24 @@ def _prepare(root: LocalRoot, path: str) -> str:
     target = root.target(path)
     if os.path.isdir(target):
         raise InvalidPath(f"cannot write {path or root.path!r}: it is a directory")
-    try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise InvalidPath(f"cannot write {path!r}: a file is in the way of its directory") from None
-    return root.target(path)  # again: a link may have appeared while creating directories
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise InvalidPath(f"cannot write {path!r}: a file is in the way of its directory") from None
+        target = root.target(path)  # again: a link may have appeared while creating directories
+    return target
 
 
-def _atomic_write(target: str, fill: Callable[[BinaryIO], None]) -> None:
+def _atomic_write(root: LocalRoot, target: str, fill: Callable[[BinaryIO], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=os.path.dirname(target))
     try:
         with os.fdopen(fd, "wb") as f:
             fill(f)
             f.flush()
-            os.fsync(f.fileno())
+            if root.fsync:
+                os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; artifacts get the usual permissions
         os.replace(tmp, target)
     except BaseException:
@@ -193,7 +204,7 @@ def _copy(src: BinaryIO, dst: BinaryIO, progress: Progress | None) -> None:
 def upload(root: LocalRoot, path: str, local_file: str, progress: Progress) -> None:
     target = _prepare(root, path)
     with open(local_file, "rb") as src:
-        _atomic_write(target, lambda dst: _copy(src, dst, progress))
+        _atomic_write(root, target, lambda dst: _copy(src, dst, progress))
 
 
 @hookimpl
@@ -202,7 +213,7 @@ def write(root: LocalRoot, path: str, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
             dst.write(chunk)
 
-    _atomic_write(_prepare(root, path), fill)
+    _atomic_write(root, _prepare(root, path), fill)
 
 
 def _open_file(root: LocalRoot, path: str) -> BinaryIO:
@@ -254,4 +265,4 @@ def delete(root: LocalRoot, path: str) -> None:
 @hookimpl
 def copy(root: LocalRoot, path: str, dst_root: LocalRoot, dst_path: str) -> None:
     with _open_file(root, path) as src:
-        _atomic_write(_prepare(dst_root, dst_path), lambda dst: _copy(src, dst, None))
+        _atomic_write(dst_root, _prepare(dst_root, dst_path), lambda dst: _copy(src, dst, None))
