@@ -1,0 +1,162 @@
+"""Helpers to run real storage servers for tests: free ports, readiness, stopping by PID.
+
+Backends are tested against real servers started by the test session on
+127.0.0.1. These helpers keep the fixtures that do so short::
+
+    @pytest.fixture(scope="session")
+    def ftp_server(tmp_path_factory):
+        port = free_port()
+        with ServerProcess([sys.executable, "-m", "pyftpdlib", "-i", "127.0.0.1", "-p", str(port)],
+                           log=tmp_path_factory.mktemp("ftp") / "ftp.log", stop_signal=signal.SIGINT) as proc:
+            wait_for(tcp_open(port), proc=proc, what="pyftpdlib")
+            yield port
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any, Callable
+
+__all__ = ["ServerProcess", "find_executable", "free_port", "http_ok", "tcp_open", "wait_for"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (another process may take it before you bind)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def tcp_open(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
+    """A readiness check: the port accepts TCP connections."""
+
+    def check() -> bool:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+
+    return check
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A readiness check: the URL answers HTTP (any status)."""
+    import urllib.error
+    import urllib.request
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                pass
+        except urllib.error.HTTPError:
+            pass  # an HTTP error status still means the server is up
+        return True
+
+    return check
+
+
+def find_executable(name: str, *extra_dirs: str | Path) -> str | None:
+    """An executable on PATH, next to this interpreter (a venv's bin/), or in ``extra_dirs``."""
+    candidates = [Path(sys.executable).parent / name, *(Path(d) / name for d in extra_dirs)]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which(name)
+
+
+def wait_for(
+    check: Callable[[], Any],
+    timeout: float = 60.0,
+    *,
+    proc: ServerProcess | subprocess.Popen[bytes] | None = None,
+    what: str = "server",
+) -> None:
+    """Poll ``check`` until it returns truthy; fail early if ``proc`` exits, late after ``timeout``."""
+    popen = proc.popen if isinstance(proc, ServerProcess) else proc
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        if popen is not None and popen.poll() is not None:
+            log = proc.log_tail() if isinstance(proc, ServerProcess) else ""
+            raise RuntimeError(f"{what} exited early with code {popen.returncode}{log}")
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - not ready yet, whatever the reason
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {timeout:g} s: {last!r}")
+
+
+class ServerProcess:
+    """A server subprocess with its output in a log file, stopped by PID on exit.
+
+    Args:
+        cmd: the command line.
+        log: file that receives stdout and stderr.
+        stop_signal: sent first on stop (SIGKILL follows after ``stop_timeout``).
+        **popen: extra ``subprocess.Popen`` arguments (``env``, ``cwd``...).
+    """
+
+    def __init__(
+        self,
+        cmd: list[str],
+        log: str | Path,
+        *,
+        stop_signal: int = signal.SIGTERM,
+        stop_timeout: float = 10.0,
+        **popen: Any,
+    ) -> None:
+        self.cmd = cmd
+        self.log = Path(log)
+        self.stop_signal = stop_signal
+        self.stop_timeout = stop_timeout
+        self._popen_args = popen
+        self._log_file: IO[bytes] | None = None
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, "not started"
+        return self.popen.pid
+
+    def start(self) -> ServerProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            self.cmd, stdout=self._log_file, stderr=subprocess.STDOUT, **self._popen_args
+        )
+        return self
+
+    def stop(self) -> None:
+        """Signal the process, wait, kill it if it lingers; close the log."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(self.stop_signal)
+            try:
+                self.popen.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the log, for error messages."""
+        try:
+            tail = self.log.read_text(errors="replace").splitlines()[-lines:]
+        except FileNotFoundError:
+            return ""
+        return "\n" + "\n".join(tail) if tail else ""
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
