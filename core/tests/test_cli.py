@@ -144,6 +144,8 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
         "min_part_size": 5 << 20,
         "max_part_size": 5 << 30,
         "max_parts": 10_000,
+        "threshold": None,
+        "part_size": None,
     }
 
 

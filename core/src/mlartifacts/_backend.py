@@ -9,7 +9,6 @@ location in the message.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -112,21 +111,36 @@ class Backend:
 
     # -- capabilities ----------------------------------------------------------------
 
-    @functools.cached_property
+    # Computed once per instance. Not functools.cached_property: before Python 3.12 it
+    # holds one lock per *class* while computing, so a backend asking a remote server
+    # (the artifacts-service client) would block every other Backend in the process.
+
+    @property
     def capabilities(self) -> Capabilities:
         """The backend's optional features at this root."""
-        if not self.handle.implements("capabilities"):
-            return Capabilities()
-        caps = self.handle.call("capabilities", root=self.root)
-        return caps if isinstance(caps, Capabilities) else Capabilities()
+        caps = self.__dict__.get("_capabilities")
+        if caps is None:
+            found = (
+                self.handle.call("capabilities", root=self.root)
+                if self.handle.implements("capabilities")
+                else None
+            )
+            caps = found if isinstance(found, Capabilities) else Capabilities()
+            self.__dict__["_capabilities"] = caps
+        return caps
 
-    @functools.cached_property
+    @property
     def multipart_limits(self) -> MultipartLimits | None:
         """Multipart limits at this root, or None when the backend has no multipart upload."""
-        if not self.handle.implements("supports_multipart"):
-            return None
-        limits = self.handle.call("supports_multipart", root=self.root)
-        return limits if isinstance(limits, MultipartLimits) else None
+        if "_multipart_limits" not in self.__dict__:
+            found = (
+                self.handle.call("supports_multipart", root=self.root)
+                if self.handle.implements("supports_multipart")
+                else None
+            )
+            self.__dict__["_multipart_limits"] = found if isinstance(found, MultipartLimits) else None
+        limits: MultipartLimits | None = self.__dict__["_multipart_limits"]
+        return limits
 
     def require(self, capability: str) -> None:
         """Raise NotSupported unless the backend has ``capability``."""
@@ -215,10 +229,14 @@ class Backend:
 
     # -- multipart ------------------------------------------------------------------------
 
-    def create_multipart(self, path: str) -> str:
-        """Start a multipart upload; returns its upload id."""
+    def create_multipart(self, path: str, size: int | None = None, part_size: int = 0) -> str:
+        """Start a multipart upload; returns its upload id.
+
+        NotSupported means this upload cannot go in parts after all (a proxy's
+        destination refused): callers fall back to a single upload.
+        """
         self.require("multipart")
-        upload_id = self._call("create_multipart", path)
+        upload_id = self._call("create_multipart", path, size=size, part_size=part_size)
         if not isinstance(upload_id, str):
             raise BackendError(f"create_multipart {self.where(path)}: the plugin returned {upload_id!r}")
         return upload_id

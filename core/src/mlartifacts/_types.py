@@ -58,12 +58,17 @@ class FileInfo:
 class MultipartLimits:
     """What a backend's multipart upload accepts (S3: 5 MiB-5 GiB parts, 10,000 parts).
 
-    Every part but the last must be at least ``min_part_size``.
+    Every part but the last must be at least ``min_part_size``. ``threshold`` and
+    ``part_size``, when set, replace the engine's settings for this backend.
     """
 
     min_part_size: int
     max_part_size: int
     max_parts: int
+    #: The backend's own multipart threshold (overrides MLARTIFACTS_MULTIPART_THRESHOLD).
+    threshold: int | None = None
+    #: The backend's preferred part size (overrides MLARTIFACTS_MULTIPART_CHUNKSIZE).
+    part_size: int | None = None
 
     def part_size_for(self, size: int, preferred: int) -> int:
         """The part size to use for an object of ``size`` bytes.

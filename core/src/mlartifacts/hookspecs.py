@@ -80,8 +80,8 @@ def delete(root: Root, path: str) -> None:
 
 
 @hookspec(firstresult=True)
-def create_multipart(root: Root, path: str) -> str:
-    """Start a multipart upload to path and return its upload id."""
+def create_multipart(root: Root, path: str, size: int | None, part_size: int) -> str:
+    """Start a multipart upload to path (size None: unknown) and return its upload id."""
 
 
 @hookspec(firstresult=True)

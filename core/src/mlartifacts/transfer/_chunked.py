@@ -8,6 +8,7 @@ as they arrive.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -18,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 from .._backend import Backend
 from .._types import MultipartLimits, Part
 from ..config import Settings
-from ..errors import ArtifactError, IntegrityError, TransferError
+from ..errors import ArtifactError, IntegrityError, NotSupported, TransferError
 from ._progress import AttemptCounter, Progress
 from ._retry import Cancelled, JobContext, retry
 
@@ -130,10 +131,12 @@ def upload_file_parts(
     progress: Progress,
 ) -> None:
     """Multipart-upload a local file: parts read from file offsets and sent in parallel."""
-    part_size = limits.part_size_for(size, settings.multipart_chunksize)
+    part_size = limits.part_size_for(size, limits.part_size or settings.multipart_chunksize)
     count = math.ceil(size / part_size)
     where = backend.where(path)
-    upload_id = retry(lambda: backend.create_multipart(path), ctx, settings, what=f"create {where}")
+    upload_id = retry(
+        lambda: backend.create_multipart(path, size, part_size), ctx, settings, what=f"create {where}"
+    )
     try:
         with open(local_file, "rb") as f:
             fd = f.fileno()
@@ -200,7 +203,7 @@ def upload_stream_parts(
     A stream shorter than one part goes to the backend's ``write`` in one piece.
     At most ``max_workers`` parts are buffered or in flight at any time.
     """
-    part_size = limits.part_size_for(size_hint or 0, settings.multipart_chunksize)
+    part_size = limits.part_size_for(size_hint or 0, limits.part_size or settings.multipart_chunksize)
     where = backend.where(path)
     parts_iter = _parts_of(chunks, part_size, ctx)
     first = next(parts_iter, b"")
@@ -209,8 +212,22 @@ def upload_stream_parts(
         retry(lambda: backend.write(path, [first]), ctx, settings, what=f"write {where}")
         progress.update(len(first))
         return
-
-    upload_id = retry(lambda: backend.create_multipart(path), ctx, settings, what=f"create {where}")
+    if size_hint is not None and size_hint < (limits.threshold or 0):
+        backend.write(path, _counted(itertools.chain([first, second], parts_iter), progress))
+        return
+    try:
+        upload_id = retry(
+            lambda: backend.create_multipart(path, size_hint, part_size),
+            ctx,
+            settings,
+            what=f"create {where}",
+        )
+    except NotSupported:
+        # Not in parts after all (a proxy's destination refused): one streamed write,
+        # starting with the parts already buffered.
+        log.info("%s: multipart refused; writing in one stream", where)
+        backend.write(path, _counted(itertools.chain([first, second], parts_iter), progress))
+        return
     slots = threading.BoundedSemaphore(settings.max_workers)
     futures: list[Future[Part]] = []
 
@@ -257,6 +274,12 @@ def upload_stream_parts(
     error = _stop_all(futures, failure, ctx)
     _abort(backend, path, upload_id, settings)
     raise error
+
+
+def _counted(chunks: Iterable[bytes], progress: Progress) -> Iterator[bytes]:
+    for chunk in chunks:
+        progress.update(len(chunk))
+        yield chunk
 
 
 def _raise_failed(futures: Sequence[Future[Part]]) -> None:

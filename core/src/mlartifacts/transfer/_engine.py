@@ -20,7 +20,7 @@ from .. import paths as _paths
 from .._backend import Backend
 from .._types import FileInfo
 from ..config import Settings
-from ..errors import ArtifactError, InvalidPath, NotFound, TransferError
+from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, TransferError
 from . import _chunked
 from ._local import atomic_destination, verify, walk_files
 from ._progress import AttemptCounter, NullProgress, Progress
@@ -146,14 +146,18 @@ class TransferEngine:
         self, backend: Backend, local_file: str, size: int, path: str, progress: Progress, ctx: JobContext
     ) -> None:
         limits = backend.multipart_limits
-        if limits is not None and size >= self.settings.multipart_threshold:
-            part_size = limits.part_size_for(size, self.settings.multipart_chunksize)
+        threshold = limits.threshold if limits and limits.threshold else self.settings.multipart_threshold
+        if limits is not None and size >= threshold:
+            part_size = limits.part_size_for(size, limits.part_size or self.settings.multipart_chunksize)
             if size > part_size:
-                _chunked.upload_file_parts(
-                    backend, limits, local_file, size, path, self._chunks(), self.settings, ctx, progress
-                )
-                progress.file_done(path)
-                return
+                try:
+                    _chunked.upload_file_parts(
+                        backend, limits, local_file, size, path, self._chunks(), self.settings, ctx, progress
+                    )
+                    progress.file_done(path)
+                    return
+                except NotSupported:  # refused before any part was sent: upload it whole
+                    log.info("%s: multipart refused; uploading in one request", backend.where(path))
         counter = AttemptCounter(progress, ctx)
 
         def attempt() -> None:

@@ -1,0 +1,137 @@
+"""HTTP plumbing for the client: pooled sessions, the error table, server-info discovery."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from ..config import Settings
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["ServerInfo", "check", "session", "transport_error"]
+
+_RETRIABLE = {408, 429, 500, 502, 503, 504}
+_SESSIONS: dict[int, requests.Session] = {}
+_LOCK = threading.Lock()
+
+
+def session(pool_size: int | None = None) -> requests.Session:
+    """A requests session with a connection pool as large as the engine's concurrency.
+
+    Retries are the engine's job (with backoff and deadlines), so the session
+    itself never retries.
+    """
+    size = max(pool_size or Settings.from_env().max_workers * 2, 10)
+    with _LOCK:
+        found = _SESSIONS.get(size)
+        if found is None:
+            import requests
+
+            found = requests.Session()
+            adapter = _Adapter(pool_connections=4, pool_maxsize=size, max_retries=0)
+            found.mount("http://", adapter)
+            found.mount("https://", adapter)
+            _SESSIONS[size] = found
+        return found
+
+
+def check(response: requests.Response, what: str, accept: tuple[int, ...] = ()) -> requests.Response:
+    """Raise the core's error for a failed response (unless its status is in ``accept``)."""
+    status = response.status_code
+    if status < 400 or status in accept:
+        return response
+    code, message = "", response.text[:500].strip()
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            code = str(body.get("error_code") or "")
+            message = str(body.get("message") or body.get("detail") or message)
+    except ValueError:
+        pass
+    text = f"{what}: HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+    if status == 404:
+        raise errors.NotFound(text)
+    if status == 401:
+        raise errors.Unauthenticated(
+            text + " (set MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN)"
+        )
+    if status == 403:
+        raise errors.PermissionDenied(text)
+    if status == 400 and message.startswith("Invalid path"):
+        raise errors.InvalidPath(text)
+    if status == 501:
+        raise errors.NotSupported(text)
+    if status in _RETRIABLE:
+        raise errors.TransientError(text)
+    raise errors.BackendError(text)
+
+
+def transport_error(exc: Exception, what: str) -> errors.ArtifactError:
+    """The core's error for a failure below HTTP (refused connection, reset, timeout, TLS)."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.SSLError):
+        return errors.BackendError(f"{what}: TLS failed: {exc}")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return errors.TransientError(f"{what}: {type(exc).__name__}: {exc}")
+    return errors.BackendError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _adapter_class() -> Any:
+    from requests.adapters import HTTPAdapter
+
+    class Adapter(HTTPAdapter):
+        """Sends request bodies in 1 MiB blocks instead of urllib3's default 16 KiB."""
+
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["blocksize"] = 1024 * 1024
+            super().init_poolmanager(*args, **kwargs)
+
+    return Adapter
+
+
+def _Adapter(**kwargs: Any) -> Any:
+    return _adapter_class()(**kwargs)
+
+
+class ServerInfo:
+    """``/api/3.0/mlflow/server-info``, cached for a minute per server; failures mean "nothing"."""
+
+    TTL = 60.0
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self, url: str | None, headers: dict[str, str], verify: bool | str, cert: str | None
+    ) -> dict[str, Any]:
+        if url is None:
+            return {}
+        with self._lock:
+            cached = self._cache.get(url)
+            if cached is not None and time.monotonic() - cached[0] < self.TTL:
+                return cached[1]
+        try:
+            response = session().get(url, headers=headers, verify=verify, cert=cert, timeout=3)
+            info = response.json() if response.status_code == 200 else {}
+        except Exception:  # noqa: BLE001 - an unreachable or old server just has no extras
+            info = {}
+        if not isinstance(info, dict):
+            info = {}
+        with self._lock:
+            self._cache[url] = (time.monotonic(), info)
+        return info
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value).encode()

@@ -1,0 +1,408 @@
+"""The client of an artifacts service (ours or MLflow's), as a built-in backend plugin.
+
+Schemes ``http``, ``https`` (``.../api/2.0/mlflow-artifacts/artifacts/<path>``) and
+``mlflow-artifacts`` (resolved against ``MLFLOW_TRACKING_URI``). Files move through
+the core's engine like any backend's: trees in parallel, downloads verified against
+Content-Length, ranged reads where the server serves ranges, and proxied multipart
+uploads (parts sent straight to presigned storage URLs) when enabled.
+"""
+
+from __future__ import annotations
+
+import math
+import mimetypes
+import os
+import posixpath
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
+from urllib.parse import quote
+
+from .. import paths
+from .._types import Capabilities, FileInfo, GiB, MultipartLimits, Part
+from ..errors import ArtifactError, BackendError, IntegrityError, NotFound, NotSupported
+from ..hookspecs import Progress, hookimpl
+from ._http import ServerInfo, check, session, transport_error
+from ._settings import ClientSettings
+from ._uri import HttpRoot, resolve
+
+__all__ = ["ArtifactsServiceClient", "Root"]
+
+_CHUNK = 1024 * 1024
+_PRESIGNED_REUSE = 120.0  # seconds a presigned download URL is reused (the server grants 300 by default)
+
+
+@dataclass(frozen=True)
+class Root:
+    """A root on a service, with the settings read when it was resolved."""
+
+    http: HttpRoot
+    settings: ClientSettings = field(compare=False)
+
+
+@dataclass
+class _Upload:
+    server_id: str | None
+    credentials: dict[int, tuple[str, dict[str, str]]]
+
+
+class _Reading:
+    """A file object for requests: reports progress, and has a length (so Content-Length is sent)."""
+
+    def __init__(self, f: IO[bytes], size: int, progress: Progress) -> None:
+        self._f = f
+        self._size = size
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(_CHUNK if n is None or n < 0 else max(n, _CHUNK))
+        if data:
+            self._progress(len(data))
+        return data
+
+
+class ArtifactsServiceClient:
+    """Hook implementations for artifacts-service URIs; holds the state of proxied uploads."""
+
+    def __init__(self) -> None:
+        self.server_info = ServerInfo()
+        self._uploads: dict[str, _Upload] = {}
+        self._presigned: dict[tuple[str, str], tuple[float, str, dict[str, str]]] = {}
+        self._lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _info(self, root: Root) -> dict[str, Any]:
+        s = root.settings
+        return self.server_info.get(root.http.server_info, s.headers, s.verify, s.cert)
+
+    def _request(
+        self,
+        root: Root,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        stream: bool = False,
+        accept: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        s = root.settings
+        headers = {**s.headers, **kwargs.pop("headers", {})}
+        try:
+            response = session().request(
+                method,
+                url,
+                headers=headers,
+                verify=s.verify,
+                cert=s.cert,
+                timeout=s.timeout,
+                stream=stream,
+                **kwargs,
+            )
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            raise transport_error(exc, what) from exc
+        return check(response, what, accept)
+
+    def _storage(
+        self, root: Root, method: str, url: str, what: str, *, accept: tuple[int, ...] = (), **kwargs: Any
+    ) -> Any:
+        """A request to presigned storage: no service credentials, storage TLS settings."""
+        try:
+            response = session().request(
+                method, url, verify=root.settings.storage_verify, timeout=root.settings.timeout, **kwargs
+            )
+        except Exception as exc:
+            raise transport_error(exc, what) from exc
+        return check(response, what, accept)
+
+    def _multipart_uploads(self, root: Root) -> bool:
+        forced = root.settings.proxy_upload
+        if forced is not None:
+            return forced
+        return root.http.proxied and self._info(root).get("multipart_uploads_enabled") is True
+
+    def _multipart_downloads(self, root: Root) -> bool:
+        forced = root.settings.proxy_download
+        if forced is not None:
+            return forced
+        return root.http.proxied and self._info(root).get("multipart_downloads_enabled") is True
+
+    def _children(self, root: Root, full: str) -> list[dict[str, Any]]:
+        """The raw entries of one directory on the server (every page)."""
+        params: dict[str, str] = {"path": full}
+        found: list[dict[str, Any]] = []
+        while True:
+            body = self._request(root, "GET", root.http.list_url, f"list {full or '/'}", params=params).json()
+            for entry in body.get("files", []) if isinstance(body, dict) else []:
+                name = entry.get("path") if isinstance(entry, dict) else None
+                if isinstance(name, str) and name and "/" not in name and name not in (".", ".."):
+                    found.append(entry)
+            token = body.get("next_page_token") if isinstance(body, dict) else None
+            if not token:
+                return found
+            params = {"path": full, "page_token": token}
+
+    def _presigned_url(self, root: Root, path: str) -> tuple[str, dict[str, str]]:
+        full = root.http.full(path)
+        key = (root.http.api, full)
+        with self._lock:
+            cached = self._presigned.get(key)
+        if cached is not None and time.monotonic() - cached[0] < _PRESIGNED_REUSE:
+            return cached[1], cached[2]
+        body = self._request(root, "GET", root.http.url("presigned", path), f"presign {full}").json()
+        url, headers = body["url"], dict(body.get("headers") or {})
+        with self._lock:
+            self._presigned[key] = (time.monotonic(), url, headers)
+        return url, headers
+
+    # -- the contract ----------------------------------------------------------------
+
+    @hookimpl
+    def schemes(self) -> Sequence[str]:
+        return ["http", "https", "mlflow-artifacts"]
+
+    @hookimpl
+    def resolve_uri(self, uri: str) -> Root:
+        return Root(resolve(uri), ClientSettings.from_env())
+
+    @hookimpl
+    def capabilities(self, root: Root | None) -> Capabilities:
+        if root is None:
+            return Capabilities()
+        # Our server serves Range for every destination; MLflow's does not always.
+        ranged = "mlartifacts" in self._info(root) or self._multipart_downloads(root)
+        return Capabilities(ranged_read=ranged)
+
+    @hookimpl
+    def supports_multipart(self, root: Root | None) -> MultipartLimits | None:
+        if root is None or not self._multipart_uploads(root):
+            return None
+        chunk = root.settings.upload_chunk
+        return MultipartLimits(
+            min_part_size=chunk,
+            max_part_size=5 * GiB,
+            max_parts=10_000,
+            threshold=root.settings.upload_threshold,
+            part_size=chunk,
+        )
+
+    @hookimpl
+    def stat(self, root: Root, path: str) -> FileInfo:
+        full = root.http.full(path)
+        if not full:
+            if self._children(root, ""):
+                return FileInfo(path, True)
+            raise NotFound(f"nothing at the top of {root.http.api}/artifacts")
+        parent, name = posixpath.split(full)
+        for entry in self._children(root, parent):
+            if entry["path"] == name:
+                if entry.get("is_dir"):
+                    return FileInfo(path, True)
+                return FileInfo(path, False, int(entry.get("file_size") or 0))
+        raise NotFound(f"no artifact {full!r} at {root.http.api}/artifacts")
+
+    @hookimpl(specname="list")
+    def list_entries(self, root: Root, path: str, recursive: bool) -> Iterator[FileInfo]:
+        pending = [path]
+        while pending:
+            current = pending.pop()
+            for entry in self._children(root, root.http.full(current)):
+                rel = paths.join(current, entry["path"])
+                if entry.get("is_dir"):
+                    if recursive:
+                        pending.append(rel)
+                    else:
+                        yield FileInfo(rel, True)
+                else:
+                    yield FileInfo(rel, False, int(entry.get("file_size") or 0))
+
+    @hookimpl
+    def upload(self, root: Root, path: str, local_file: str, progress: Progress) -> None:
+        size = os.path.getsize(local_file)
+        kind = mimetypes.guess_type(local_file)[0] or "application/octet-stream"
+        with open(local_file, "rb") as f:
+            self._request(
+                root,
+                "PUT",
+                root.http.url("artifacts", path),
+                f"upload {root.http.full(path)}",
+                data=_Reading(f, size, progress),
+                headers={"Content-Type": kind},
+            )
+
+    @hookimpl
+    def write(self, root: Root, path: str, chunks: Iterable[bytes]) -> None:
+        kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        self._request(
+            root,
+            "PUT",
+            root.http.url("artifacts", path),
+            f"upload {root.http.full(path)}",
+            data=(chunk for chunk in chunks if chunk),
+            headers={"Content-Type": kind},
+        )
+
+    def _get(self, root: Root, path: str, headers: Mapping[str, str], accept: tuple[int, ...] = ()) -> Any:
+        full = root.http.full(path)
+        what = f"download {full}"
+        if self._multipart_downloads(root):
+            try:
+                url, extra = self._presigned_url(root, path)
+            except NotSupported:
+                pass  # the server cannot presign after all: go through it
+            else:
+                return self._storage(
+                    root, "GET", url, what, headers={**extra, **headers}, stream=True, accept=accept
+                )
+        url = root.http.url("artifacts", path)
+        return self._request(root, "GET", url, what, headers=dict(headers), stream=True, accept=accept)
+
+    @hookimpl
+    def download(self, root: Root, path: str, local_file: str, progress: Progress) -> None:
+        response = self._get(root, path, {})
+        expected = response.headers.get("Content-Length")
+        received = 0
+        with response, open(local_file, "wb") as f:
+            try:
+                for chunk in response.iter_content(_CHUNK):
+                    f.write(chunk)
+                    received += len(chunk)
+                    progress(len(chunk))
+            except ArtifactError:
+                raise
+            except Exception as exc:
+                raise transport_error(exc, f"download {root.http.full(path)}") from exc
+        if expected is not None and expected.isdigit() and int(expected) != received:
+            raise IntegrityError(
+                f"download {root.http.full(path)}: received {received} bytes, Content-Length said {expected}"
+            )
+
+    @hookimpl
+    def read(self, root: Root, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+        headers = {}
+        if offset or length is not None:
+            last = "" if length is None else str(offset + length - 1)
+            headers["Range"] = f"bytes={offset}-{last}"
+        response = self._get(root, path, headers, accept=(416,))  # sent now: a missing file fails here
+        if response.status_code == 416:  # the range starts at or past the end: nothing to read
+            response.close()
+            return iter(())
+        skip = offset if response.status_code == 200 else 0  # the server ignored Range
+        return self._body(response, skip, length, root.http.full(path))
+
+    @staticmethod
+    def _body(response: Any, skip: int, length: int | None, what: str) -> Iterator[bytes]:
+        remaining = length
+        with response:
+            try:
+                for chunk in response.iter_content(_CHUNK):
+                    if skip:
+                        cut = min(skip, len(chunk))
+                        chunk, skip = chunk[cut:], skip - cut
+                    if remaining is not None:
+                        chunk = chunk[:remaining]
+                        remaining -= len(chunk)
+                    if chunk:
+                        yield chunk
+                    if remaining == 0:
+                        return
+            except ArtifactError:
+                raise
+            except Exception as exc:
+                raise transport_error(exc, f"read {what}") from exc
+
+    @hookimpl
+    def delete(self, root: Root, path: str) -> None:
+        self.stat(root, path)  # the service answers 200 even for nothing; the contract says NotFound
+        full = root.http.full(path)
+        if not full:
+            raise NotSupported("the artifacts service cannot delete its whole destination")
+        self._request(root, "DELETE", root.http.url("artifacts", path), f"delete {full}")
+
+    # -- proxied multipart upload ------------------------------------------------------
+
+    @hookimpl
+    def create_multipart(self, root: Root, path: str, size: int | None, part_size: int) -> str:
+        if size is None:
+            raise NotSupported("a proxied multipart upload needs the size up front")
+        full = root.http.full(path)
+        directory, name = posixpath.split(full)
+        body = self._request(
+            root,
+            "POST",
+            f"{root.http.api}/mpu/create/{quote(directory)}",
+            f"create multipart upload of {full}",
+            json={"path": name, "num_parts": math.ceil(size / part_size)},
+        ).json()
+        credentials = {
+            int(c["part_number"]): (str(c["url"]), dict(c.get("headers") or {})) for c in body["credentials"]
+        }
+        server_id = body.get("upload_id")
+        key = server_id or f"local-{uuid.uuid4().hex}"  # Azure-style services have no upload id
+        with self._lock:
+            self._uploads[key] = _Upload(server_id, credentials)
+        return str(key)
+
+    def _upload(self, upload_id: str) -> _Upload:
+        with self._lock:
+            upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise BackendError(f"unknown proxied multipart upload {upload_id!r}")
+        return upload
+
+    @hookimpl
+    def upload_part(self, root: Root, path: str, upload_id: str, part_number: int, data: bytes) -> str:
+        try:
+            url, headers = self._upload(upload_id).credentials[part_number]
+        except KeyError:
+            raise BackendError(f"no presigned URL for part {part_number} of {upload_id!r}") from None
+        response = self._storage(
+            root, "PUT", url, f"part {part_number} of {root.http.full(path)}", data=data, headers=headers
+        )
+        etag = response.headers.get("ETag")
+        if not etag:
+            raise BackendError(f"part {part_number} of {root.http.full(path)}: the storage returned no ETag")
+        return str(etag)
+
+    def _finish(self, root: Root, route: str, path: str, upload_id: str, **extra: Any) -> None:
+        upload = self._upload(upload_id)
+        full = root.http.full(path)
+        directory, name = posixpath.split(full)
+        body: dict[str, Any] = {"path": name, **extra}
+        if upload.server_id is not None:
+            body["upload_id"] = upload.server_id
+        self._request(
+            root, "POST", f"{root.http.api}/{route}/{quote(directory)}", f"{route} {full}", json=body
+        )
+        with self._lock:
+            self._uploads.pop(upload_id, None)
+
+    @hookimpl
+    def complete_multipart(self, root: Root, path: str, upload_id: str, parts: Sequence[Part]) -> None:
+        urls = self._upload(upload_id).credentials
+        self._finish(
+            root,
+            "mpu/complete",
+            path,
+            upload_id,
+            parts=[
+                {
+                    "part_number": p.part_number,
+                    "etag": p.etag,
+                    "url": p.url or urls.get(p.part_number, ("",))[0],
+                }
+                for p in parts
+            ],
+        )
+
+    @hookimpl
+    def abort_multipart(self, root: Root, path: str, upload_id: str) -> None:
+        self._finish(root, "mpu/abort", path, upload_id)

@@ -1,0 +1,128 @@
+"""The ASGI application: routes under /api/2.0, /ajax-api/2.0 and /api/3.0, behind an optional prefix."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .._registry import PluginRegistry
+from .._version import __version__
+from ..config import Settings
+from ..errors import ArtifactError
+from ..store import ArtifactStore
+from ._access_log import AccessLogMiddleware
+from ._artifacts import ArtifactsApi
+from ._auth import ASGIApp, AuthMiddleware, Credentials
+from ._config import ServerConfig
+from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error
+from ._multipart import MultipartApi
+
+__all__ = ["app_from_env", "create_app"]
+
+
+class _AnyPath(Convertor[str]):
+    """Like Starlette's ``path``, but also matches control characters (refused later, with 400)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
+async def _health(request: Request) -> Response:
+    return PlainTextResponse("OK")
+
+
+async def _version(request: Request) -> Response:
+    return PlainTextResponse(__version__)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response("ENDPOINT_NOT_FOUND", f"No API endpoint at {request.url.path}")
+    response = error_response("BAD_REQUEST", str(exc.detail))
+    response.status_code = exc.status_code
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return error_response("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+
+
+def create_app(
+    config: ServerConfig | None = None,
+    *,
+    registry: PluginRegistry | None = None,
+    settings: Settings | None = None,
+) -> ASGIApp:
+    """The artifacts service for ``config.artifacts_destination``, as an ASGI app."""
+    config = config or ServerConfig()
+    store = ArtifactStore(config.artifacts_destination, registry=registry, settings=settings)
+    artifacts = ArtifactsApi(store)
+    multipart = MultipartApi(store, config.default_artifact_root)
+    v2 = [
+        ("/mlflow-artifacts/artifacts", artifacts.list, "GET"),
+        ("/mlflow-artifacts/artifacts/{path:anypath}", artifacts.download, "GET"),
+        ("/mlflow-artifacts/artifacts/{path:anypath}", artifacts.upload, "PUT"),
+        ("/mlflow-artifacts/artifacts/{path:anypath}", artifacts.delete, "DELETE"),
+        ("/mlflow-artifacts/mpu/create/{path:anypath}", multipart.create, "POST"),
+        ("/mlflow-artifacts/mpu/complete/{path:anypath}", multipart.complete, "POST"),
+        ("/mlflow-artifacts/mpu/abort/{path:anypath}", multipart.abort, "POST"),
+        ("/mlflow-artifacts/presigned/{path:anypath}", multipart.presigned, "GET"),
+    ]
+    v3 = [("/mlflow/server-info", multipart.server_info, "GET")]
+    # Full paths rather than Mounts: a Mount's own catch-all would not match every
+    # character, and unsafe paths must reach the handlers to be refused with a 400.
+    prefix = config.static_prefix
+    routes: list[BaseRoute] = [
+        Route(f"{prefix}{api}{path}", endpoint, methods=[method])
+        for api, table in (("/api/2.0", v2), ("/ajax-api/2.0", v2), ("/api/3.0", v3), ("/ajax-api/3.0", v3))
+        for path, endpoint, method in table
+    ]
+    routes += [
+        Route(f"{prefix}/health", _health, methods=["GET"]),
+        Route(f"{prefix}/version", _version, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ArtifactError: handle_artifact_error,
+            ApiError: handle_api_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )
+    app.state.store = store
+    wrapped: ASGIApp = app  # type: ignore[assignment]
+    credentials = Credentials.load(config.users_file, config.tokens_file)
+    if credentials is not None:
+        wrapped = AuthMiddleware(wrapped, credentials, exempt=(config.static_prefix + "/health",))
+    return AccessLogMiddleware(wrapped)
+
+
+def app_from_env() -> Any:
+    """The app for a uvicorn worker, configured by the ``mlartifacts server`` that started it."""
+    return create_app(ServerConfig.imported())

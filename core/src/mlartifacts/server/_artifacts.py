@@ -1,0 +1,186 @@
+"""``/mlflow-artifacts/artifacts``: list, download (with Range), upload, delete — streamed both ways."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import mimetypes
+import posixpath
+from typing import Any
+from urllib.parse import quote
+
+import anyio.to_thread
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from .._types import FileInfo
+from ..store import ArtifactStore
+from ._errors import ApiError
+from ._paths import request_path
+from ._streams import IncompleteBody, RequestBody, parse_range
+
+__all__ = ["ArtifactsApi"]
+
+# Served as text/plain, as MLflow does, so browsers display them and never run them.
+_TEXT = {
+    "txt", "log", "err", "cfg", "conf", "cnf", "cf", "ini", "properties", "prop", "hocon", "toml",
+    "yaml", "yml", "xml", "json", "js", "py", "py3", "csv", "tsv", "md", "rst", "mlmodel", "mlproject",
+}  # fmt: skip
+
+
+def content_type(name: str) -> str:
+    """The Content-Type to serve an artifact with."""
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else name.lower()
+    if extension in _TEXT:
+        return "text/plain"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with the file name, RFC 6266/5987-encoded when not plain ASCII."""
+    if name.isascii() and '"' not in name and "\\" not in name:
+        return f'attachment; filename="{name}"'
+    fallback = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def entity_tag(info: FileInfo) -> str:
+    """A strong ETag from the backend, or a weak one from size and modification time."""
+    if info.etag:
+        return info.etag if info.etag.startswith(('"', 'W/"')) else f'"{info.etag}"'
+    stamp = int((info.modified or 0) * 1_000_000)
+    return f'W/"{info.file_size or 0:x}-{stamp:x}"'
+
+
+def _encode_token(path: str) -> str:
+    return base64.urlsafe_b64encode(path.encode()).decode()
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError("INVALID_PARAMETER_VALUE", f"Invalid page_token: {token!r}") from None
+
+
+def _positive_int(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ApiError("INVALID_PARAMETER_VALUE", f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class ArtifactsApi:
+    """The artifact routes, over one store (the ``--artifacts-destination``)."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    async def list(self, request: Request) -> Response:
+        """Direct children as ``{"files": [{"path": <basename>, "is_dir", "file_size"}]}``; ``{}`` if none.
+
+        Beyond MLflow: ``recursive=true`` lists every file below ``path`` (paths
+        relative to it), and ``max_results`` / ``page_token`` page through large
+        directories (``next_page_token`` is returned while more remain).
+        """
+        path = request_path(request.query_params.get("path"))
+        recursive = request.query_params.get("recursive", "").lower() in ("1", "true", "yes")
+        limit = _positive_int(request, "max_results")
+        after = (
+            _decode_token(request.query_params["page_token"])
+            if request.query_params.get("page_token")
+            else None
+        )
+
+        def collect() -> list[FileInfo]:
+            if recursive:
+                return sorted(self.store.iter_files(path), key=lambda i: i.path)
+            return self.store.list_artifacts(path)
+
+        entries = await anyio.to_thread.run_sync(collect)
+        offset = len(path) + 1 if path else 0
+        files: list[dict[str, Any]] = []
+        next_token = None
+        for info in entries:
+            rel = info.path[offset:] if recursive else posixpath.basename(info.path)
+            if after is not None and rel <= after:
+                continue
+            if limit is not None and len(files) == limit:
+                next_token = _encode_token(files[-1]["path"])
+                break
+            row: dict[str, Any] = {"path": rel, "is_dir": info.is_dir}
+            if not info.is_dir:
+                row["file_size"] = info.file_size
+            files.append(row)
+        body: dict[str, Any] = {"files": files} if files else {}
+        if next_token:
+            body["next_page_token"] = next_token
+        return JSONResponse(body)
+
+    async def download(self, request: Request) -> Response:
+        """The file, streamed, with Content-Length, ETag, Last-Modified and Range (206)."""
+        path = request_path(request.path_params["path"], allow_empty=False)
+        info = await anyio.to_thread.run_sync(self.store.stat, path)
+        if info.is_dir:
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", f"Artifact path refers to a directory, not a file: '{path}'"
+            )
+        size = info.file_size or 0
+        name = posixpath.basename(path)
+        tag = entity_tag(info)
+        headers = {
+            "ETag": tag,
+            "Accept-Ranges": "bytes",
+            "Content-Disposition": content_disposition(name),
+            "X-Content-Type-Options": "nosniff",
+        }
+        if info.modified is not None:
+            headers["Last-Modified"] = email.utils.formatdate(info.modified, usegmt=True)
+        if tag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
+            return Response(status_code=304, headers=headers)
+        wanted = parse_range(request.headers.get("range"), size)
+        if_range = request.headers.get("if-range")
+        if if_range is not None and if_range.strip() != tag:
+            wanted = None  # the client's copy is stale: send it everything
+        if wanted == "unsatisfiable":
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        status, start, length = 200, 0, size
+        if isinstance(wanted, tuple):
+            start, length = wanted
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
+        headers["Content-Length"] = str(length)
+        media_type = content_type(name)
+        if request.method == "HEAD" or length == 0:
+            return Response(status_code=status, headers=headers, media_type=media_type)
+        chunks = self.store.read(path, start, length)
+        return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)
+
+    async def upload(self, request: Request) -> Response:
+        """The raw body becomes the file (parents created, overwritten); nothing partial is ever visible."""
+        raw = request.path_params["path"]
+        if raw.endswith("/"):
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", "Artifact path must include a filename (cannot end with '/')."
+            )
+        path = request_path(raw, allow_empty=False)
+        length = request.headers.get("content-length")
+        expected = int(length) if length and length.isdigit() else None
+        body = RequestBody(request, expected)
+        try:
+            await anyio.to_thread.run_sync(self.store.write, path, body, expected)
+        except ClientDisconnect:
+            # The client went away midway: the write was abandoned, nothing is visible.
+            return Response(status_code=400)
+        except IncompleteBody as exc:
+            raise ApiError("INVALID_PARAMETER_VALUE", str(exc)) from exc
+        return JSONResponse({})
+
+    async def delete(self, request: Request) -> Response:
+        """Delete a file or tree; ``{}`` also when nothing was there, as MLflow answers."""
+        path = request_path(request.path_params["path"], allow_empty=False)
+        await anyio.to_thread.run_sync(self.store.delete_artifacts, path)
+        return JSONResponse({})

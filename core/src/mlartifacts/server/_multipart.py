@@ -1,0 +1,169 @@
+"""Direct-to-storage transfers: ``/mpu/create|complete|abort``, ``/presigned``, ``/server-info``.
+
+The server creates the multipart upload and presigns one URL per part; clients
+send the parts straight to the storage, then ask the server to complete (or
+abort). Destinations that cannot presign answer 501 with exactly the message
+MLflow's client looks for before it falls back to a single PUT.
+"""
+
+from __future__ import annotations
+
+import json
+import ntpath
+import posixpath
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .. import paths
+from .._types import Part
+from .._version import __version__
+from ..config import env_int
+from ..errors import InvalidPath
+from ..store import ArtifactStore
+from ._errors import ApiError
+from ._paths import request_path
+
+__all__ = ["MPU_UNSUPPORTED", "MultipartApi"]
+
+MPU_UNSUPPORTED = "Multipart upload is not supported for the current artifact repository"
+MPD_UNSUPPORTED = "Multipart download is not supported for the current artifact repository"
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    if "json" not in request.headers.get("content-type", ""):
+        raise ApiError("BAD_REQUEST", "Bad Request. Content-Type header is missing or not application/json.")
+    try:
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise ApiError("BAD_REQUEST", f"Bad Request. The body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError("BAD_REQUEST", "Bad Request. The body must be a JSON object.")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ApiError("INVALID_PARAMETER_VALUE", f"'{name}' must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+class MultipartApi:
+    """Multipart upload, presigned download and capability discovery for one store."""
+
+    def __init__(self, store: ArtifactStore, default_artifact_root: str | None = None) -> None:
+        self.store = store
+        self.default_artifact_root = default_artifact_root
+        self.upload_ttl = env_int("MLARTIFACTS_PRESIGNED_UPLOAD_TTL_SECONDS", 3600, minimum=1)
+        self.download_ttl = env_int("MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS", 300, minimum=1)
+
+    @property
+    def uploads_enabled(self) -> bool:
+        backend = self.store.backend
+        return backend.multipart_limits is not None and backend.capabilities.presign
+
+    @property
+    def downloads_enabled(self) -> bool:
+        return self.store.backend.capabilities.presign
+
+    def _target(self, request: Request, client_path: str) -> str:
+        directory = request_path(request.path_params.get("path"))
+        # Only the client file's name is used, as MLflow does; the client may be on Windows.
+        name = ntpath.basename(posixpath.basename(client_path))
+        try:
+            clean = paths.normalize(name)
+        except InvalidPath:
+            raise ApiError("INVALID_PARAMETER_VALUE", f"Invalid path: {client_path!r}") from None
+        if not clean or "/" in clean:
+            raise ApiError("INVALID_PARAMETER_VALUE", f"Invalid path: {client_path!r}")
+        return paths.join(directory, clean)
+
+    async def create(self, request: Request) -> Response:
+        body = await _json(request)
+        if not self.uploads_enabled:
+            raise ApiError("NOT_IMPLEMENTED", MPU_UNSUPPORTED)
+        target = self._target(request, _field(body, "path", str))
+        parts = _field(body, "num_parts", int)
+        limits = self.store.backend.multipart_limits
+        assert limits is not None
+        if not 1 <= parts <= limits.max_parts:
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", f"num_parts must be between 1 and {limits.max_parts}, got {parts}"
+            )
+        backend = self.store.backend
+
+        def create() -> dict[str, Any]:
+            upload_id = backend.create_multipart(target)
+            credentials = []
+            for number in range(1, parts + 1):
+                url = backend.presign(target, "PUT", self.upload_ttl, upload_id, number)
+                credential: dict[str, Any] = {"url": url.url, "part_number": number}
+                if url.headers:
+                    credential["headers"] = dict(url.headers)
+                credentials.append(credential)
+            return {"upload_id": upload_id, "credentials": credentials}
+
+        return JSONResponse(await anyio.to_thread.run_sync(create))
+
+    async def complete(self, request: Request) -> Response:
+        body = await _json(request)
+        if not self.uploads_enabled:
+            raise ApiError("NOT_IMPLEMENTED", MPU_UNSUPPORTED)
+        target = self._target(request, _field(body, "path", str))
+        upload_id = _field(body, "upload_id", str, required=False) or ""
+        raw_parts = _field(body, "parts", list)
+        try:
+            parts = [Part(int(p["part_number"]), str(p["etag"]), p.get("url")) for p in raw_parts]
+        except (KeyError, TypeError, ValueError):
+            raise ApiError("INVALID_PARAMETER_VALUE", "each part needs 'part_number' and 'etag'") from None
+        if not parts:
+            raise ApiError("INVALID_PARAMETER_VALUE", "'parts' must not be empty")
+        await anyio.to_thread.run_sync(self.store.backend.complete_multipart, target, upload_id, parts)
+        return JSONResponse({})
+
+    async def abort(self, request: Request) -> Response:
+        body = await _json(request)
+        if not self.uploads_enabled:
+            raise ApiError("NOT_IMPLEMENTED", MPU_UNSUPPORTED)
+        target = self._target(request, _field(body, "path", str))
+        upload_id = _field(body, "upload_id", str, required=False) or ""
+        await anyio.to_thread.run_sync(self.store.backend.abort_multipart, target, upload_id)
+        return JSONResponse({})
+
+    async def presigned(self, request: Request) -> Response:
+        path = request_path(request.path_params["path"], allow_empty=False)
+        if not self.downloads_enabled:
+            raise ApiError("NOT_IMPLEMENTED", MPD_UNSUPPORTED)
+
+        def presign() -> dict[str, Any]:
+            info = self.store.stat(path)
+            if info.is_dir:
+                raise ApiError(
+                    "INVALID_PARAMETER_VALUE", f"Artifact path refers to a directory, not a file: '{path}'"
+                )
+            url = self.store.backend.presign(path, "GET", self.download_ttl)
+            return {"url": url.url, "headers": dict(url.headers), "file_size": info.file_size}
+
+        return JSONResponse(await anyio.to_thread.run_sync(presign))
+
+    async def server_info(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "store_type": None,
+                "workspaces_enabled": False,
+                "multipart_uploads_enabled": self.uploads_enabled,
+                "multipart_downloads_enabled": self.downloads_enabled,
+                "default_artifact_root": self.default_artifact_root,
+                "mlartifacts": {
+                    "version": __version__,
+                    "backend": self.store.plugin,
+                    "range_requests": True,
+                    "recursive_listing": True,
+                },
+            }
+        )

@@ -1,0 +1,51 @@
+"""Serving the app with uvicorn: one process, or several workers."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from ._config import ServerConfig
+
+__all__ = ["run"]
+
+log = logging.getLogger("mlartifacts.server")
+
+
+def _log_config() -> dict[str, Any]:
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["mlartifacts"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def run(config: ServerConfig) -> None:
+    """Serve until interrupted. Fails early (before listening) if the destination is unusable."""
+    import uvicorn
+
+    from ._app import create_app
+
+    # Resolve the destination now, so a missing plugin or a bad URI is a clear error
+    # at start-up rather than a 500 on the first request.
+    create_app(config)
+    config.export()
+    logging.getLogger("mlartifacts.server").info(
+        "serving %s on http://%s:%d%s",
+        config.artifacts_destination,
+        config.host,
+        config.port,
+        config.static_prefix,
+    )
+    uvicorn.run(
+        "mlartifacts.server._app:app_from_env",
+        factory=True,
+        host=config.host,
+        port=config.port,
+        workers=config.workers,
+        access_log=False,  # the app logs one line per request itself
+        log_config=_log_config(),
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )

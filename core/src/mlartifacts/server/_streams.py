@@ -1,0 +1,89 @@
+"""Moving bytes between the event loop and the engine's worker threads, and HTTP ranges."""
+
+from __future__ import annotations
+
+import re
+from typing import AsyncIterator, Iterator
+
+import anyio.from_thread
+from starlette.requests import Request
+
+from ..errors import TransferError
+
+__all__ = ["IncompleteBody", "RequestBody", "parse_range"]
+
+_BATCH = 1024 * 1024  # hand the engine ~1 MiB at a time: one event-loop hop per MiB, not per TCP read
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class IncompleteBody(TransferError):
+    """The request body ended before its Content-Length."""
+
+
+class RequestBody:
+    """A request body as a sync iterator of ~1 MiB chunks, for a worker thread.
+
+    Each batch is read on the event loop (``anyio.from_thread.run``), so the
+    thread never touches the connection itself. If the client disconnects, the
+    disconnection is raised in the consuming thread, and the write it feeds is
+    abandoned (nothing becomes visible). A body shorter than its Content-Length
+    fails the same way.
+    """
+
+    def __init__(self, request: Request, expected: int | None) -> None:
+        self._chunks: AsyncIterator[bytes] = request.stream().__aiter__()
+        self.expected = expected
+        self.received = 0
+        self._ended = False
+
+    async def _next_batch(self) -> tuple[bytes, bool]:
+        batch = bytearray()
+        while len(batch) < _BATCH:
+            try:
+                batch += await self._chunks.__anext__()
+            except StopAsyncIteration:
+                return bytes(batch), True
+        return bytes(batch), False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._ended:
+            raise StopIteration
+        batch, self._ended = anyio.from_thread.run(self._next_batch)
+        self.received += len(batch)
+        if self._ended and self.expected is not None and self.received != self.expected:
+            raise IncompleteBody(
+                f"the request body has {self.received} bytes, its Content-Length {self.expected}"
+            )
+        if not batch:
+            raise StopIteration
+        return batch
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """A single ``Range: bytes=...`` header as (start, length); None to send everything.
+
+    Returns ``"unsatisfiable"`` for a range wholly past the end (416). Multiple
+    ranges and malformed headers are ignored, which RFC 9110 allows.
+    """
+    if not header:
+        return None
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:  # suffix: the last N bytes
+        suffix = int(last)
+        if suffix == 0:
+            return "unsatisfiable"
+        start = max(0, size - suffix)
+        return start, size - start
+    start = int(first)
+    if start >= size:
+        return "unsatisfiable"
+    end = min(int(last), size - 1) if last else size - 1
+    if end < start:
+        return None
+    return start, end - start + 1
