@@ -14,6 +14,10 @@ from typing import Any
 
 import pytest
 
+# MLflow's client and server (used to prove compatibility) send telemetry by default.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
 from mlartifacts.testing.servers import ServerProcess, free_port, http_ok, wait_for
 
 API = "/api/2.0/mlflow-artifacts/artifacts"
