@@ -71,12 +71,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 @contextlib.contextmanager
-def serve_app(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+def serve_app(app: Any, **tls: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its base URL.
+
+    ``tls`` takes uvicorn's ``ssl_*`` options to serve HTTPS.
+    """
     import uvicorn
 
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **tls)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -86,8 +89,11 @@ def serve_app(app: Any) -> Iterator[str]:
             raise RuntimeError("in-process uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
+        from mlartifacts.client._http import close_sessions
+
+        close_sessions()  # idle keep-alive connections would hold up the server's shutdown
         server.should_exit = True
         thread.join(15)
 

@@ -13,7 +13,7 @@ from ..config import Settings
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["ServerInfo", "check", "session", "transport_error"]
+__all__ = ["ServerInfo", "allow_insecure", "check", "close_sessions", "session", "transport_error"]
 
 _RETRIABLE = {408, 429, 500, 502, 503, 504}
 _SESSIONS: dict[int, requests.Session] = {}
@@ -38,6 +38,24 @@ def session(pool_size: int | None = None) -> requests.Session:
             found.mount("https://", adapter)
             _SESSIONS[size] = found
         return found
+
+
+_insecure_noted = False
+
+
+def allow_insecure(reason: str) -> None:
+    """The user turned TLS verification off on purpose: say so once, not on every request."""
+    global _insecure_noted
+    if _insecure_noted:
+        return
+    import logging
+    import warnings
+
+    from urllib3.exceptions import InsecureRequestWarning
+
+    warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+    logging.getLogger("mlartifacts.client").warning("TLS certificates are not verified (%s)", reason)
+    _insecure_noted = True
 
 
 def check(response: requests.Response, what: str, accept: tuple[int, ...] = ()) -> requests.Response:
@@ -80,6 +98,15 @@ def transport_error(exc: Exception, what: str) -> errors.ArtifactError:
     if isinstance(exc, requests.exceptions.RequestException):
         return errors.TransientError(f"{what}: {type(exc).__name__}: {exc}")
     return errors.BackendError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def close_sessions() -> None:
+    """Close every pooled connection (e.g. after a fork, or before a server goes away)."""
+    with _LOCK:
+        sessions = list(_SESSIONS.values())
+        _SESSIONS.clear()
+    for found in sessions:
+        found.close()
 
 
 def _adapter_class() -> Any:

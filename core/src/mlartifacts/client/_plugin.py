@@ -24,7 +24,7 @@ from .. import paths
 from .._types import Capabilities, FileInfo, GiB, MultipartLimits, Part
 from ..errors import ArtifactError, BackendError, IntegrityError, NotFound, NotSupported
 from ..hookspecs import Progress, hookimpl
-from ._http import ServerInfo, check, session, transport_error
+from ._http import ServerInfo, allow_insecure, check, session, transport_error
 from ._settings import ClientSettings
 from ._uri import HttpRoot, resolve
 
@@ -171,7 +171,12 @@ class ArtifactsServiceClient:
 
     @hookimpl
     def resolve_uri(self, uri: str) -> Root:
-        return Root(resolve(uri), ClientSettings.from_env())
+        settings = ClientSettings.from_env()
+        if settings.verify is False:
+            allow_insecure("MLFLOW_TRACKING_INSECURE_TLS")
+        if not settings.storage_verify:
+            allow_insecure("MLFLOW_S3_IGNORE_TLS")
+        return Root(resolve(uri), settings)
 
     @hookimpl
     def capabilities(self, root: Root | None) -> Capabilities:
