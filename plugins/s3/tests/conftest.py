@@ -151,20 +151,26 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
 
 
 @pytest.fixture
-def s3_env(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> SeaweedFS:
-    """The environment a user of the plugin would set for this server, and nothing else."""
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """An environment with no S3 setting, credential or AWS configuration of the developer's."""
     for name in list(os.environ):
         if name.startswith(("AWS_", "MLFLOW_S3_", "MLFLOW_BOTO_", "MLFLOW_EXPERIMENTAL_S3_", "MLARTIFACTS_")):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", seaweedfs.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    # Keep boto3 away from the developer's ~/.aws and from the EC2 metadata address:
-    # tests only talk to 127.0.0.1.
+    # Keep boto3 away from ~/.aws and from the EC2 metadata address: tests only
+    # talk to 127.0.0.1.
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch
+
+
+@pytest.fixture
+def s3_env(seaweedfs: SeaweedFS, aws_env: pytest.MonkeyPatch) -> SeaweedFS:
+    """The environment a user of the plugin would set for this server, and nothing else."""
+    aws_env.setenv("MLFLOW_S3_ENDPOINT_URL", seaweedfs.endpoint)
+    aws_env.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    aws_env.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    aws_env.setenv("AWS_DEFAULT_REGION", REGION)
     return seaweedfs
 
 
@@ -182,6 +188,7 @@ class Sent:
     method: str
     url: str
     headers: dict[str, str]
+    body: bytes | None  # when botocore holds it as bytes (XML bodies, parts)
 
 
 @contextlib.contextmanager
@@ -191,7 +198,8 @@ def recording(client: Any, operation: str = "*") -> Iterator[list[Sent]]:
 
     def record(request: Any, event_name: str, **kwargs: Any) -> None:
         headers = {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
-        sent.append(Sent(event_name.rsplit(".", 1)[-1], request.method, request.url, headers))
+        body = request.body if isinstance(request.body, bytes) else None
+        sent.append(Sent(event_name.rsplit(".", 1)[-1], request.method, request.url, headers, body))
 
     event = "before-send.s3" if operation == "*" else f"before-send.s3.{operation}"
     unique = f"test-recorder-{uuid.uuid4().hex}"
@@ -212,3 +220,15 @@ def injected(client: Any, operation: str, handler: Callable[..., Any]) -> Iterat
         yield
     finally:
         client.meta.events.unregister(event, unique_id=unique)
+
+
+@pytest.fixture
+def record() -> Callable[..., Any]:
+    """``with record(client[, operation]) as sent:`` records the requests a client sends."""
+    return recording
+
+
+@pytest.fixture
+def inject() -> Callable[..., Any]:
+    """``with inject(client, operation, handler):`` runs handler(request) before each such request."""
+    return injected
