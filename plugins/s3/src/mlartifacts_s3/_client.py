@@ -35,6 +35,10 @@ UPLOAD_OPERATIONS = frozenset({"PutObject", "CreateMultipartUpload", "UploadPart
 AddressingStyle = Literal["auto", "virtual", "path"]  # checked when read (_config)
 
 _MAX_CLIENTS = 32
+#: Bodies up to this size go without "Expect: 100-continue", as the AWS SDK for Go
+#: does: waiting for the server's go-ahead costs a round trip per small file, and
+#: only saves sending a large body that would be refused.
+CONTINUE_THRESHOLD = 2 * 1024 * 1024
 _lock = threading.Lock()
 _clients: dict[S3Config, S3Client] = {}
 _presign = threading.local()
@@ -89,6 +93,7 @@ def _make_client(config: S3Config) -> S3Client:
     events = client.meta.events
     events.register("provide-client-params.s3", _add_params(config.expected_bucket_owner, extra))
     events.register("before-sign.s3", _prepare_presigned)
+    events.register_last("before-call.s3", _no_continue_for_small_bodies)
     return client
 
 
@@ -117,6 +122,16 @@ def _add_params(owner: str | None, extra: dict[str, Any]) -> Any:
             params.update({k: v for k, v in extra.items() if k in members})
 
     return add
+
+
+def _no_continue_for_small_bodies(params: dict[str, Any], **kwargs: Any) -> None:
+    headers = params.get("headers", {})
+    if headers.get("Expect") == "100-continue":
+        from botocore.utils import determine_content_length
+
+        size = determine_content_length(params.get("body"))
+        if size is not None and size <= CONTINUE_THRESHOLD:
+            del headers["Expect"]
 
 
 def _prepare_presigned(request: Any, **kwargs: Any) -> None:
