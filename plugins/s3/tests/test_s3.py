@@ -342,3 +342,18 @@ def test_directory_markers_are_not_files(unique_uri: str, s3_env: Any, tmp_path:
         assert store.stat("made-in-console").is_dir
         out = store.download_artifacts("made-in-console", str(tmp_path))
         assert sorted(p.name for p in Path(out).iterdir()) == ["data.csv"]
+
+
+def test_small_bodies_skip_expect_continue(unique_uri: str, tmp_path: Path, record: Recorder) -> None:
+    (tmp_path / "big.bin").write_bytes(random_bytes(6 * MiB, seed=7))
+    with ArtifactStore(unique_uri, settings=TUNED) as store, record(store.backend.root.client) as sent:
+        store.write_bytes("small.txt", b"small")
+        store.log_artifact(str(tmp_path / "big.bin"))  # parts of 5 MiB and 1 MiB
+    assert [s.headers.get("expect") for s in sent if s.operation == "PutObject"] == [None]
+    parts = sorted(
+        (int(s.headers["content-length"]), s.headers.get("expect"))
+        for s in sent
+        if s.operation == "UploadPart"
+    )
+    # A large part still waits for the go-ahead, so a refused request does not send 5 MiB for nothing.
+    assert parts == [(1 * MiB, None), (5 * MiB, "100-continue")]
