@@ -1,0 +1,76 @@
+"""Amazon S3 and S3-compatible stores (MinIO, SeaweedFS, Ceph...): ``s3://<bucket>/<prefix>``.
+
+Credentials come from boto3's own chain; the other settings are MLflow's
+(``MLFLOW_S3_ENDPOINT_URL``, ``MLFLOW_S3_IGNORE_TLS``, ``MLFLOW_S3_UPLOAD_EXTRA_ARGS``...,
+see :mod:`mlartifacts_s3._config`). Writes are atomic as S3 makes them: an object
+appears whole when its PUT or its multipart completion succeeds. boto3 is
+imported on first use of an ``s3://`` URI, never when this module is imported.
+
+Modules: ``_config`` (settings), ``_client`` (shared clients), ``_root`` (URIs),
+``_errors`` (the error table), ``_objects`` and ``_multipart`` (the hooks).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from mlartifacts import Capabilities, MultipartLimits, hookimpl
+
+from ._config import S3Config
+from ._multipart import (
+    LIMITS,
+    abort_multipart,
+    complete_multipart,
+    create_multipart,
+    list_multipart_uploads,
+    presign,
+    upload_part,
+)
+from ._objects import copy, delete, download, list_entries, read, stat, upload, write
+from ._root import S3Root, parse_uri
+
+__all__ = [
+    "S3Config",
+    "S3Root",
+    # hooks
+    "abort_multipart",
+    "capabilities",
+    "complete_multipart",
+    "copy",
+    "create_multipart",
+    "delete",
+    "download",
+    "list_entries",
+    "list_multipart_uploads",
+    "presign",
+    "read",
+    "resolve_uri",
+    "schemes",
+    "stat",
+    "supports_multipart",
+    "upload",
+    "upload_part",
+    "write",
+]
+
+
+@hookimpl
+def schemes() -> Sequence[str]:
+    return ["s3"]
+
+
+@hookimpl
+def resolve_uri(uri: str) -> S3Root:
+    root = parse_uri(uri, S3Config.from_env())
+    root.client  # noqa: B018 - made (and its settings checked) now, not in the middle of a transfer
+    return root
+
+
+@hookimpl
+def capabilities() -> Capabilities:
+    return Capabilities(ranged_read=True, presign=True, server_side_copy=True, list_multipart_uploads=True)
+
+
+@hookimpl
+def supports_multipart() -> MultipartLimits:
+    return LIMITS

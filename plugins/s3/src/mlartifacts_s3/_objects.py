@@ -1,0 +1,267 @@
+"""Objects: stat, listing, single-request uploads, downloads, ranged reads, deletes and copies.
+
+Each hook is one or a few S3 requests; the core's engine does the parallelism,
+multipart orchestration, ranges, retries and verification around them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from mlartifacts import Checksum, FileInfo, hookimpl
+from mlartifacts.errors import BackendError, NotFound, NotSupported
+from mlartifacts.hookspecs import Progress
+
+from ._errors import BY_CODE, error_code, translate, translated
+from ._root import S3Root, content_type
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
+
+__all__ = ["copy", "delete", "download", "list_entries", "read", "stat", "upload", "write"]
+
+_CHUNK = 1024 * 1024
+_DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+_MD5 = re.compile(r"[0-9a-f]{32}")
+# With these, the ETag is not the MD5 of the content even for a single-part upload.
+_ETAG_NOT_MD5 = {"aws:kms", "aws:kms:dsse"}
+#: The largest object CopyObject copies in one request; larger ones are copied in parts.
+COPY_LIMIT = 5 * 1024**3
+_COPY_PART = 512 * 1024**2
+# Upload settings that govern how an object is stored, which a copy does not inherit.
+_COPY_EXTRA_ARGS = (
+    "ServerSideEncryption",
+    "SSEKMSKeyId",
+    "SSEKMSEncryptionContext",
+    "BucketKeyEnabled",
+    "ACL",
+)
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+def head(root: S3Root, key: str) -> dict[str, Any] | None:
+    """HeadObject of ``key``, or None if there is no such object."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return dict(root.client.head_object(Bucket=root.bucket, Key=key))
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in _MISSING:
+            return None
+        if code in ("400", "403"):
+            # A HEAD answer has no body, so a bare 403 may be a wrong secret as much as
+            # a denied permission: ask again with a GET, whose answer names the error.
+            raise _diagnose(root, key, exc) from exc
+        raise translate(exc, root, key) from exc
+    except BotoCoreError as exc:
+        raise translate(exc, root, key) from exc
+
+
+def _diagnose(root: S3Root, key: str, exc: Exception) -> Exception:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        root.client.get_object(Bucket=root.bucket, Key=key, Range="bytes=0-0")["Body"].close()
+    except ClientError as named:
+        return translate(named, root, key)
+    except BotoCoreError:
+        pass
+    return translate(exc, root, key)
+
+
+def _file_info(path: str, response: dict[str, Any]) -> FileInfo:
+    etag = str(response.get("ETag", "")).strip('"')
+    plain_md5 = (
+        _MD5.fullmatch(etag) is not None
+        and response.get("ServerSideEncryption") not in _ETAG_NOT_MD5
+        and not response.get("SSECustomerAlgorithm")
+    )
+    modified = response.get("LastModified")
+    return FileInfo(
+        path,
+        False,
+        int(response["ContentLength"]),
+        checksum=Checksum("md5", etag) if plain_md5 else None,
+        etag=etag or None,
+        modified=modified.timestamp() if modified is not None else None,
+    )
+
+
+@hookimpl
+def stat(root: S3Root, path: str) -> FileInfo:
+    key = root.key(path)
+    if key:
+        found = head(root, key)
+        if found is not None:
+            return _file_info(path, found)
+    # Not an object: a directory if any key lies below it.
+    with translated(root, key or None):
+        listed = root.client.list_objects_v2(Bucket=root.bucket, Prefix=f"{key}/" if key else "", MaxKeys=1)
+    if listed.get("KeyCount", 0) or listed.get("Contents") or listed.get("CommonPrefixes") or not key:
+        return FileInfo(path, True)  # the bucket's root is a directory even when empty
+    raise NotFound(f"nothing at {root.uri(key)} (endpoint {root.endpoint})")
+
+
+@hookimpl(specname="list")  # "list" would shadow the builtin in this module
+def list_entries(root: S3Root, path: str, recursive: bool) -> Iterator[FileInfo]:
+    key = root.key(path)
+    return _list(root, f"{key}/" if key else "", recursive)
+
+
+def _list(root: S3Root, prefix: str, recursive: bool) -> Iterator[FileInfo]:
+    delimiter: dict[str, Any] = {} if recursive else {"Delimiter": "/"}  # "/": direct children only
+    pages = root.client.get_paginator("list_objects_v2").paginate(
+        Bucket=root.bucket, Prefix=prefix, **delimiter
+    )
+    with translated(root, prefix.rstrip("/") or None):
+        for page in pages:
+            for common in page.get("CommonPrefixes", ()):
+                yield FileInfo(root.rel(common["Prefix"][:-1]), True)
+            for obj in page.get("Contents", ()):
+                if obj["Key"].endswith("/"):
+                    continue  # a directory marker (consoles make them); no file has such a name
+                yield FileInfo(
+                    root.rel(obj["Key"]),
+                    False,
+                    obj["Size"],
+                    etag=obj.get("ETag", "").strip('"') or None,
+                    modified=obj["LastModified"].timestamp() if "LastModified" in obj else None,
+                )
+
+
+@hookimpl
+def upload(root: S3Root, path: str, local_file: str, progress: Progress) -> None:
+    # The core sends only files below one part's size here, so progress is
+    # reported once, when S3 has the object: botocore reads the body more than
+    # once (checksum, signature) before it sends it.
+    key = root.key(path)
+    with open(local_file, "rb") as body, translated(root, key):
+        root.client.put_object(Bucket=root.bucket, Key=key, Body=body, **content_type(key))
+        progress(os.fstat(body.fileno()).st_size)
+
+
+@hookimpl
+def write(root: S3Root, path: str, chunks: Iterable[bytes]) -> None:
+    # Less than one part (the core sends longer streams in parts), so buffering is fine;
+    # a stream that breaks raises before anything is sent.
+    data = b"".join(chunks)
+    key = root.key(path)
+    with translated(root, key):
+        root.client.put_object(Bucket=root.bucket, Key=key, Body=data, **content_type(key))
+
+
+@hookimpl
+def download(root: S3Root, path: str, local_file: str, progress: Progress) -> None:
+    key = root.key(path)
+    with translated(root, key):
+        body = root.client.get_object(Bucket=root.bucket, Key=key)["Body"]
+        with body, open(local_file, "wb") as f:
+            for chunk in body.iter_chunks(_CHUNK):
+                f.write(chunk)
+                progress(len(chunk))
+
+
+@hookimpl
+def read(root: S3Root, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    key = root.key(path)
+    if length == 0:
+        if head(root, key) is None:
+            raise NotFound(f"no object at {root.uri(key)} (endpoint {root.endpoint})")
+        return iter(())
+    ranged: dict[str, Any] = {}
+    if offset or length is not None:
+        ranged["Range"] = f"bytes={offset}-{'' if length is None else offset + length - 1}"
+    try:
+        body = root.client.get_object(Bucket=root.bucket, Key=key, **ranged)["Body"]
+    except ClientError as exc:
+        if error_code(exc) == "InvalidRange":  # the range starts at or past the end
+            return iter(())
+        raise translate(exc, root, key) from exc
+    except BotoCoreError as exc:
+        raise translate(exc, root, key) from exc
+    return _stream(root, key, body)
+
+
+def _stream(root: S3Root, key: str, body: StreamingBody) -> Iterator[bytes]:
+    try:
+        with translated(root, key):
+            yield from body.iter_chunks(_CHUNK)
+    finally:
+        body.close()  # the core closes this generator when done: the connection goes back
+
+
+@hookimpl
+def delete(root: S3Root, path: str) -> None:
+    key = root.key(path)
+    batch = [key] if key and head(root, key) is not None else []
+    deleted = 0
+    # Only the key itself and keys below "key/": deleting "foo" never touches "foobar".
+    pages = root.client.get_paginator("list_objects_v2").paginate(
+        Bucket=root.bucket, Prefix=f"{key}/" if key else ""
+    )
+    with translated(root, key or None):
+        for page in pages:
+            for obj in page.get("Contents", ()):
+                batch.append(obj["Key"])
+                if len(batch) == _DELETE_BATCH:
+                    deleted += _delete_batch(root, batch)
+                    batch = []
+    if batch:
+        deleted += _delete_batch(root, batch)
+    if not deleted:
+        raise NotFound(f"nothing at {root.uri(key)} (endpoint {root.endpoint})")
+
+
+def _delete_batch(root: S3Root, keys: list[str]) -> int:
+    with translated(root, keys[0]):
+        response = root.client.delete_objects(
+            Bucket=root.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+        )
+    errors = response.get("Errors", [])
+    if errors:
+        first = errors[0]
+        code = first.get("Code", "")
+        kind = BY_CODE.get(code, BackendError)
+        raise kind(
+            f"could not delete {len(errors)} of {len(keys)} objects from {root.uri()}, first "
+            f"{root.uri(first.get('Key'))}: {code}: {first.get('Message', '')} (endpoint {root.endpoint})"
+        )
+    return len(keys)
+
+
+@hookimpl
+def copy(root: S3Root, path: str, dst_root: S3Root, dst_path: str) -> None:
+    if dst_root.config != root.config:
+        raise NotSupported(
+            f"server-side copy from {root.uri()} to {dst_root.uri()}: they were resolved with "
+            "different S3 settings (endpoint, credentials...)"
+        )
+    copy_object(root, root.key(path), dst_root, dst_root.key(dst_path))
+
+
+def copy_object(
+    src: S3Root, src_key: str, dst: S3Root, dst_key: str, *, multipart_threshold: int = COPY_LIMIT
+) -> None:
+    """Copy inside S3: one CopyObject up to 5 GiB, parallel UploadPartCopy above (boto3 picks)."""
+    from boto3.s3.transfer import TransferConfig
+
+    extra = {k: v for k, v in src.config.extra_args.items() if k in _COPY_EXTRA_ARGS}
+    config = TransferConfig(
+        multipart_threshold=multipart_threshold,
+        multipart_chunksize=min(_COPY_PART, multipart_threshold),
+        max_concurrency=max(1, src.config.max_pool_connections // 2),
+    )
+    with translated(src, src_key):
+        dst.client.copy(
+            {"Bucket": src.bucket, "Key": src_key},
+            dst.bucket,
+            dst_key,
+            ExtraArgs=extra or None,
+            SourceClient=src.client,
+            Config=config,
+        )
