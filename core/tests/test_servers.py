@@ -23,12 +23,13 @@ def test_http_server_lifecycle(tmp_path: Path) -> None:
 
 def test_early_exit_is_reported_with_the_log(tmp_path: Path) -> None:
     cmd = [sys.executable, "-c", "import sys; print('bad flag --frobnicate'); sys.exit(3)"]
-    with ServerProcess(cmd, tmp_path / "bad.log") as proc, pytest.raises(
-        RuntimeError, match=r"(?s)broken exited early with code 3.*bad flag --frobnicate"
+    with (
+        ServerProcess(cmd, tmp_path / "bad.log") as proc,
+        pytest.raises(RuntimeError, match=r"(?s)broken exited early with code 3.*bad flag --frobnicate"),
     ):
         wait_for(lambda: False, 20, proc=proc, what="broken")
 
 
 def test_timeout() -> None:
-    with pytest.raises(TimeoutError, match="never not ready after 0.3 s"):
+    with pytest.raises(TimeoutError, match=r"never not ready after 0\.3 s"):
         wait_for(lambda: False, 0.3, what="never")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +46,16 @@ class Sshd:
 
     def log_count(self, text: str) -> int:
         return self.log.read_text(errors="replace").count(text)
+
+    def stop(self) -> None:
+        """Stop the listener and the connections it forked."""
+        pids = self.connection_pids()
+        self.process.stop()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     def connection_pids(self) -> list[int]:
         """The per-connection sshd processes (children of the listener)."""
@@ -92,13 +104,18 @@ def start_sshd(
     client_keys: dict[str, Path],
 ) -> Iterator[Callable[..., Sshd]]:
     """Start an sshd with extra sshd_config lines; all are stopped (by PID) at session end."""
-    started: list[ServerProcess] = []
+    started: list[Sshd] = []
+    outside: list[Path] = []
 
     def start(extra: str = "", user: str | None = None, owner: str | None = None) -> Sshd:
         base = tmp_path_factory.mktemp("sshd")
         root = base / "root"
         root.mkdir()
         if owner is not None:
+            # Another user cannot traverse pytest's private temp dir: use one it can reach.
+            root = Path(tempfile.mkdtemp(prefix="mlartifacts-sftp-"))
+            outside.append(root)
+            root.chmod(0o755)
             shutil.chown(root, owner, owner)
         host_key = _keygen(base / "host_ed25519", "ed25519")
         (base / "authorized_keys").write_text(
@@ -107,7 +124,9 @@ def start_sshd(
         port = free_port()
         config = base / "sshd_config"
         config.write_text(
-            f"""ListenAddress 127.0.0.1
+            # sshd keeps the first value of each keyword: the test's own lines come first.
+            f"""{extra}
+ListenAddress 127.0.0.1
 Port {port}
 HostKey {host_key}
 PidFile {base}/sshd.pid
@@ -120,7 +139,6 @@ UsePAM no
 AllowTcpForwarding no
 X11Forwarding no
 LogLevel VERBOSE
-{extra}
 Subsystem sftp internal-sftp
 ForceCommand internal-sftp -l INFO -d {root}
 """
@@ -128,15 +146,18 @@ ForceCommand internal-sftp -l INFO -d {root}
         subprocess.run([sshd_binary, "-t", "-f", str(config)], check=True)
         log = base / "sshd.log"
         process = ServerProcess([sshd_binary, "-D", "-e", "-f", str(config)], log).start()
-        started.append(process)
+        server = Sshd(port, root, base, log, host_key, user or getpass.getuser(), process, dict(client_keys))
+        started.append(server)
         wait_for(tcp_open(port), 20, proc=process, what="sshd")
-        return Sshd(port, root, base, log, host_key, user or getpass.getuser(), process, dict(client_keys))
+        return server
 
     try:
         yield start
     finally:
-        for process in started:
-            process.stop()
+        for server in started:
+            server.stop()
+        for path in outside:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

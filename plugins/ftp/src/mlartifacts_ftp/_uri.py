@@ -59,8 +59,9 @@ def parse_uri(uri: str) -> FtpRoot:
         port = parts.port or DEFAULT_PORT
     except ValueError:
         raise InvalidUri(f"{shown!r}: the port is not a number") from None
-    path = posixpath.normpath("/" + unquote(parts.path).lstrip("/"))
-    if any(segment == ".." for segment in path.split("/")):
+    raw = unquote(parts.path)
+    path = posixpath.normpath("/" + raw.lstrip("/"))
+    if any(segment == ".." for segment in raw.split("/")):
         raise InvalidUri(f"{shown!r}: '..' is not allowed in the path")
     if any(c in path for c in "\r\n\0"):
         raise InvalidUri(f"{shown!r}: control characters are not allowed in the path")

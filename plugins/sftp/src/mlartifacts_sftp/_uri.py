@@ -78,14 +78,14 @@ def parse_uri(uri: str) -> SftpRoot:
     config = _ssh_config(alias)
 
     path = unquote(parts.path) or "/"
+    if any(segment == ".." for segment in path.split("/")):
+        raise InvalidUri(f"{_redact(uri)!r}: '..' is not allowed in the path")
     home_relative = path == "/~" or path.startswith("/~/")
     if home_relative:
         path = path[3:]
     path = posixpath.normpath(path) if path else ""
     if path == ".":
         path = ""
-    if any(segment == ".." for segment in path.split("/")):
-        raise InvalidUri(f"{_redact(uri)!r}: '..' is not allowed in the path")
 
     def text(key: str) -> str | None:
         value = config.get(key)
