@@ -45,7 +45,7 @@ _BY_CODE: dict[str, type[ArtifactError]] = {
     "553": PermissionDenied,  # file name not allowed (vsftpd: "Could not create file.")
 }
 _NOT_FOUND_WORDS = ("no such", "not found", "does not exist", "doesn't exist", "cannot find", "can't find")
-_DENIED_WORDS = ("permission", "denied", "not allowed", "forbidden")
+_DENIED_WORDS = ("permission", "denied", "not allowed", "forbidden", "privilege")
 
 
 def reply_code(exc: BaseException) -> str:
