@@ -95,11 +95,6 @@ def _write(root: SftpRoot, path: str, chunks: Iterable[bytes], progress: Progres
     try:
         with sftp_errors(where), pool.session() as session:
             target = root.remote(path, session.home)
-            try:
-                if stat_module.S_ISDIR(session.sftp.stat(target).st_mode or 0):
-                    raise InvalidPath(f"cannot write {target}: it is a directory")
-            except FileNotFoundError:
-                pass
             temp = _ops.temporary_for(target)
             _ops.write_atomically(session, target, temp, chunks, progress)
     except TransientError:

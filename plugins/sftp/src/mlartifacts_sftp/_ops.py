@@ -134,6 +134,22 @@ def write_atomically(
 
 
 def _rename_over(session: Session, temp: str, target: str) -> None:
+    try:
+        _rename(session, temp, target)
+    except OSError as exc:
+        if connection_lost(exc):
+            raise
+        # Checked only now, on failure, to keep a round trip off every successful write.
+        try:
+            is_dir = stat_module.S_ISDIR(session.sftp.stat(target).st_mode or 0)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            raise InvalidPath(f"cannot write {target}: it is a directory") from exc
+        raise
+
+
+def _rename(session: Session, temp: str, target: str) -> None:
     connection = session.connection
     if connection.posix_rename:
         try:
