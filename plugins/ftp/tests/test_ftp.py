@@ -19,6 +19,7 @@ import pytest
 from mlartifacts import ArtifactStore, Settings
 from mlartifacts.errors import (
     BackendError,
+    InvalidPath,
     InvalidUri,
     NotFound,
     PermissionDenied,
@@ -204,6 +205,31 @@ def test_reading_part_of_a_file_then_going_on(
         with pytest.raises(NotFound):
             store.read_bytes("missing.bin")
         assert store.stat("big.bin").file_size == len(data)
+
+
+def test_ranged_read_without_rest(pyftpd: FtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server without REST is read from the start, the bytes before the offset dropped."""
+    monkeypatch.setenv("MLARTIFACTS_FTP_MAX_CONNECTIONS", "1")
+    monkeypatch.setenv("MLARTIFACTS_FTP_TIMEOUT", "58.5")  # a pool of its own: one connection
+    data = random_bytes(1024 * 1024 + 5, seed=5)
+    with ArtifactStore(pyftpd.uri(f"runs/{uuid.uuid4().hex}"), settings=QUICK) as store:
+        store.write_bytes("b.bin", data)
+        with pool_for(store.backend.root).session() as connection:
+            connection.rest = False  # as if FEAT had not announced REST STREAM
+        assert b"".join(store.read("b.bin", 300_000, 500_000)) == data[300_000:800_000]
+        assert b"".join(store.read("b.bin", 1024 * 1024)) == data[1024 * 1024 :]
+        with pool_for(store.backend.root).session() as connection:
+            assert connection.rest is False  # the same connection served both reads
+
+
+def test_writing_over_a_directory_is_refused(server: tuple[FtpServer, str]) -> None:
+    _, uri = server
+    with ArtifactStore(uri, settings=QUICK) as store:
+        store.write_bytes("d/x.txt", b"x")
+        with pytest.raises(InvalidPath, match="directory"):
+            store.write_bytes("d", b"y")
+        assert store.read_bytes("d/x.txt") == b"x"
+        assert [e.path for e in store.list_artifacts()] == ["d"]
 
 
 # -- failures midway ----------------------------------------------------------------------------

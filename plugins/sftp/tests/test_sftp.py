@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mlartifacts import ArtifactStore, Settings
-from mlartifacts.errors import InvalidUri, NotFound, PermissionDenied, TransientError, Unauthenticated
+from mlartifacts.errors import (
+    InvalidPath,
+    InvalidUri,
+    NotFound,
+    PermissionDenied,
+    TransientError,
+    Unauthenticated,
+)
 from mlartifacts.paths import TEMP_PREFIX
 from mlartifacts.testing.contract import random_bytes, write_tree
 from mlartifacts_sftp import HostKeyError
@@ -140,6 +147,47 @@ def _password_logins(server: Sshd, name: str, password: str, known_hosts: Path) 
     store = ArtifactStore(f"sftp://{name}:{secret}@127.0.0.1:{server.port}{locked}", settings=QUICK)
     with store, pytest.raises(PermissionDenied):
         store.write_bytes("x.txt", b"x")
+
+
+RELAY = """
+import os, socket, sys, threading
+with open(sys.argv[3], "a") as log:
+    log.write("relayed\\n")
+upstream = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+
+def pump_up():
+    while data := os.read(0, 65536):
+        upstream.sendall(data)
+    upstream.shutdown(socket.SHUT_WR)
+
+threading.Thread(target=pump_up, daemon=True).start()
+while data := upstream.recv(65536):
+    os.write(1, data)
+"""
+
+
+def test_proxy_command_from_the_config(sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    relay, marker = tmp_path / "relay.py", tmp_path / "relayed.log"
+    relay.write_text(RELAY)
+    (tmp_path / "config").write_text(
+        f"Host via-proxy\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n"
+        f"  IdentityFile {sshd.keys['ed25519']}\n  IdentitiesOnly yes\n"
+        f"  ProxyCommand {sys.executable} {relay} %h %p {marker}\n"
+    )
+    (tmp_path / "known_hosts").write_text(sshd.host_key_line())
+    monkeypatch.setenv("MLARTIFACTS_SFTP_CONFIG", str(tmp_path / "config"))
+    monkeypatch.setenv("MLARTIFACTS_SFTP_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
+    round_trip(f"sftp://via-proxy{sshd.root}/{uuid.uuid4().hex}")
+    assert marker.read_text() == "relayed\n"
+
+
+def test_writing_over_a_directory_is_refused(sftp_uri: str) -> None:
+    with ArtifactStore(sftp_uri, settings=QUICK) as store:
+        store.write_bytes("d/x.txt", b"x")
+        with pytest.raises(InvalidPath, match="directory"):
+            store.write_bytes("d", b"y")
+        assert store.read_bytes("d/x.txt") == b"x"
+        assert [e.path for e in store.list_artifacts()] == ["d"]
 
 
 # -- host keys --------------------------------------------------------------------------------

@@ -39,13 +39,12 @@ def resolve_uri(uri: str) -> FtpRoot:
 
 
 @hookimpl
-def capabilities(root: FtpRoot | None) -> Capabilities:
-    # REST makes ranged reads real where the server has it. Downloads stay one stream:
-    # parallel ranges would each need a data connection and an aborted transfer.
-    if root is None:
-        return Capabilities(ranged_read=True, single_stream=True)
-    with ftp_errors(root.display), pool_for(root).session() as connection:
-        return Capabilities(ranged_read=connection.rest, single_stream=True)
+def capabilities() -> Capabilities:
+    # Reads start at any offset with REST (RFC 3659: vsftpd, ProFTPD, pure-ftpd, IIS,
+    # pyftpdlib...; a server without it is read from the start and the head dropped).
+    # Downloads stay one stream: parallel ranges would each need a data connection
+    # and an aborted transfer.
+    return Capabilities(ranged_read=True, single_stream=True)
 
 
 def _where(root: FtpRoot, path: str) -> str:
@@ -111,12 +110,12 @@ def _clean_up(pool: SessionPool[Connection], temp: str) -> None:
 def download(root: FtpRoot, path: str, local_file: str, progress: Progress) -> None:
     remote = root.remote(path)
     with ftp_errors(_where(root, path)), pool_for(root).session() as connection:
-        conn = _open(connection, remote, 0, _where(root, path))
+        conn, _ = _open(connection, remote, 0, _where(root, path))
         with open(local_file, "wb") as dst:
             _ops.copy_to_local(connection, conn, dst, progress)
 
 
-def _open(connection: Connection, remote: str, offset: int, where: str) -> socket.socket:
+def _open(connection: Connection, remote: str, offset: int, where: str) -> tuple[socket.socket, int]:
     try:
         return _ops.open_retr(connection, remote, offset)
     except Exception:
@@ -134,22 +133,27 @@ def read(root: FtpRoot, path: str, offset: int, length: int | None) -> Iterator[
     with ftp_errors(where):
         connection = pool.acquire()
         try:
-            conn = _open(connection, root.remote(path), offset, where)
+            conn, skip = _open(connection, root.remote(path), offset, where)
         except BaseException as exc:
             (pool.release if reusable(exc) else pool.discard)(connection)
             raise
     # The transfer has started (a missing file failed above); the connection is held
     # until the caller closes the generator.
-    return _reading(pool, connection, conn, length, where)
+    return _reading(pool, connection, conn, skip, length, where)
 
 
 def _reading(
-    pool: SessionPool[Connection], connection: Connection, conn: socket.socket, length: int | None, where: str
+    pool: SessionPool[Connection],
+    connection: Connection,
+    conn: socket.socket,
+    skip: int,
+    length: int | None,
+    where: str,
 ) -> Iterator[bytes]:
     healthy = False
     try:
         with ftp_errors(where):
-            yield from _ops.receive(connection, conn, length)
+            yield from _ops.receive(connection, conn, length, skip)
         healthy = True
     except GeneratorExit:
         healthy = True  # closed early by the caller: receive() ended the transfer in step

@@ -23,9 +23,16 @@ __all__ = ["Connection", "connect"]
 class _FtpTls(ftplib.FTP_TLS):
     """FTP_TLS whose data connections resume the control connection's TLS session."""
 
+    protected = False
+
+    def prot_p(self) -> str:
+        reply = super().prot_p()
+        self.protected = True
+        return reply
+
     def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:  # type: ignore[attr-defined]
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # a plain socket: wrapped here
+        if self.protected:
             session = getattr(self.sock, "session", None)
             conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
         return conn, size

@@ -12,6 +12,7 @@ import uuid
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from mlartifacts import FileInfo
+from mlartifacts.errors import InvalidPath
 from mlartifacts.paths import TEMP_PREFIX
 
 from ._client import Connection
@@ -148,7 +149,8 @@ def _open_stor(connection: Connection, temp: str, directory: str) -> socket.sock
         if directory not in connection.known_dirs:
             raise
     # The directory was removed behind our back (or never made): make it, try once more.
-    stale = [d for d in connection.known_dirs if d == directory or d.startswith(directory + "/")]
+    known = list(connection.known_dirs)  # a copy: other connections of the pool add to it
+    stale = [d for d in known if d == directory or d.startswith(directory + "/")]
     connection.known_dirs.difference_update(stale)
     make_dirs(connection, directory)
     return connection.ftp.transfercmd(f"STOR {temp}")
@@ -200,7 +202,9 @@ def store_atomically(
 def _rename_over(connection: Connection, temp: str, target: str) -> None:
     try:
         connection.ftp.rename(temp, target)
-    except ftplib.error_perm:
+    except ftplib.error_perm as exc:
+        if _is_dir(connection, target):
+            raise InvalidPath(f"cannot write {target}: it is a directory") from exc
         # Some servers (Windows ones) will not rename over an existing file: remove it
         # first (the name is briefly missing, never partial).
         connection.ftp.delete(target)
@@ -214,22 +218,34 @@ def remove_quietly(connection: Connection, path: str) -> None:
         log.debug("could not remove %s after a failed upload: %s", path, exc)
 
 
-def open_retr(connection: Connection, remote: str, offset: int) -> socket.socket:
-    """Start a RETR (from ``offset``): a missing file fails now, not on the first read."""
+def open_retr(connection: Connection, remote: str, offset: int) -> tuple[socket.socket, int]:
+    """Start a RETR at ``offset``: a missing file fails now, not on the first read.
+
+    Returns the data connection and how many leading bytes to skip: 0 with REST,
+    ``offset`` on the rare server without it (the bytes before it are read and dropped).
+    """
     connection.binary()
-    return connection.ftp.transfercmd(f"RETR {remote}", rest=offset or None)
+    if offset and not connection.rest:
+        return connection.ftp.transfercmd(f"RETR {remote}"), offset
+    return connection.ftp.transfercmd(f"RETR {remote}", rest=offset or None), 0
 
 
-def receive(connection: Connection, conn: socket.socket, length: int | None) -> Iterator[bytes]:
-    """The bytes of a RETR, up to ``length``; ends the transfer in step with the server."""
+def receive(
+    connection: Connection, conn: socket.socket, length: int | None, skip: int = 0
+) -> Iterator[bytes]:
+    """The bytes of a RETR after ``skip``, up to ``length``; ends the transfer in step."""
     remaining = length
     complete = False
     try:
         while remaining is None or remaining > 0:
-            block = conn.recv(BLOCK if remaining is None else min(BLOCK, remaining))
+            block = conn.recv(BLOCK if remaining is None else min(BLOCK, remaining + skip))
             if not block:
                 complete = True
                 break
+            if skip:
+                block, skip = block[skip:], max(0, skip - len(block))
+                if not block:
+                    continue
             if remaining is not None:
                 remaining -= len(block)
             yield block
