@@ -58,7 +58,7 @@ def _where(root: SftpRoot, path: str) -> str:
 
 @hookimpl
 def stat(root: SftpRoot, path: str) -> FileInfo:
-    pool, _ = pool_for(root)
+    pool = pool_for(root)
     with sftp_errors(_where(root, path)), pool.session() as session:
         return _ops.stat_remote(session, root.remote(path, session.home), path)
 
@@ -67,7 +67,7 @@ def stat(root: SftpRoot, path: str) -> FileInfo:
 def list_entries(root: SftpRoot, path: str, recursive: bool) -> list[FileInfo]:
     # Collected while the channel is held, then handed over: a caller iterating
     # slowly (or calling other hooks meanwhile) never pins a pooled channel.
-    pool, _ = pool_for(root)
+    pool = pool_for(root)
     with sftp_errors(_where(root, path)), pool.session() as session:
         remote = root.remote(path, session.home)
         if recursive:
@@ -89,7 +89,7 @@ def write(root: SftpRoot, path: str, chunks: Iterable[bytes]) -> None:
 def _write(root: SftpRoot, path: str, chunks: Iterable[bytes], progress: Progress | None) -> None:
     if not path and not root.path.strip("/"):
         raise InvalidPath(f"{root.display}: cannot write over the server's root directory")
-    pool, _ = pool_for(root)
+    pool = pool_for(root)
     where = _where(root, path)
     temp = ""
     try:
@@ -114,16 +114,29 @@ def _clean_up(pool: SessionPool[Session], temp: str) -> None:
 
 @hookimpl
 def download(root: SftpRoot, path: str, local_file: str, progress: Progress) -> None:
-    pool, _ = pool_for(root)
-    with sftp_errors(_where(root, path)), pool.session() as session:
-        handle, size = _ops.open_for_read(session, root.remote(path, session.home))
-        with handle, open(local_file, "wb") as dst:
-            _ops.copy_to_local(handle, size, dst, progress)
+    pool = pool_for(root)
+    with sftp_errors(_where(root, path)):
+        session = pool.acquire()
+        try:
+            handle, size = _ops.open_for_read(session, root.remote(path, session.home))
+        except BaseException as exc:
+            # Nothing was read: after a "no such file" reply the channel is fine.
+            (pool.release if reusable(exc) else pool.discard)(session)
+            raise
+        keep = False
+        try:
+            with handle, open(local_file, "wb") as dst:
+                _ops.copy_to_local(handle, size, dst, progress)
+            keep = True
+        finally:
+            # Stopped midway (progress may raise to cancel), read-ahead replies may still
+            # be on their way: that channel is closed rather than reused.
+            (pool.release if keep else pool.discard)(session)
 
 
 @hookimpl
 def read(root: SftpRoot, path: str, offset: int, length: int | None) -> Iterator[bytes]:
-    pool, _ = pool_for(root)
+    pool = pool_for(root)
     where = _where(root, path)
     with sftp_errors(where):
         session = pool.acquire()
@@ -164,7 +177,7 @@ def _reading(
 
 @hookimpl
 def delete(root: SftpRoot, path: str) -> None:
-    pool, _ = pool_for(root)
+    pool = pool_for(root)
     with sftp_errors(_where(root, path)), pool.session() as session:
         target = root.remote(path, session.home)
         try:

@@ -199,6 +199,13 @@ def stream(handle: paramiko.SFTPFile, size: int, offset: int, length: int | None
     if offset >= end:
         return
     handle.seek(offset)
+    if end - offset <= handle.MAX_REQUEST_SIZE:
+        # One request holds it all: read-ahead (a thread per file) would only cost time.
+        block = handle.read(end - offset)
+        if len(block) < end - offset:
+            raise EOFError(f"the file ended at byte {offset + len(block)} of {end}")
+        yield block
+        return
     # Never prefetch past the end: paramiko would keep the EOF error for the next read.
     handle.prefetch(end)
     position = offset

@@ -81,7 +81,6 @@ class _Channels:
         self.root = root
         self._lock = threading.Lock()
         self._connections: list[_Connection] = []
-        self.logins = 0  # SSH connections made (tests check reuse with it)
 
     def open(self) -> Session:
         with self._lock:  # one handshake at a time: servers throttle unauthenticated connections
@@ -158,7 +157,6 @@ class _Channels:
         transport = client.get_transport()
         assert transport is not None
         transport.set_keepalive(_KEEPALIVE)
-        self.logins += 1
         connection = _Connection(client, cap=root.channels_per_connection)
         openssh = "openssh" in (transport.remote_version or "").lower()
         default_size = OPENSSH_REQUEST_SIZE if openssh else SAFE_REQUEST_SIZE
@@ -209,11 +207,11 @@ def reusable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and not connection_lost(exc)
 
 
-_POOLS: dict[tuple[object, ...], tuple[SessionPool[Session], _Channels]] = {}
+_POOLS: dict[tuple[object, ...], SessionPool[Session]] = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def pool_for(root: SftpRoot) -> tuple[SessionPool[Session], _Channels]:
+def pool_for(root: SftpRoot) -> SessionPool[Session]:
     """The channel pool for the server and login of ``root`` (shared by roots on that server)."""
     key = (
         root.hostname, root.port, root.username, root.password, root.key_filenames,
@@ -221,10 +219,10 @@ def pool_for(root: SftpRoot) -> tuple[SessionPool[Session], _Channels]:
         root.max_sessions, root.channels_per_connection, root.request_size,
     )  # fmt: skip
     with _POOLS_LOCK:
-        found = _POOLS.get(key)
-        if found is None:
+        pool = _POOLS.get(key)
+        if pool is None:
             channels = _Channels(root)
-            pool = SessionPool(
+            pool = _POOLS[key] = SessionPool(
                 channels.open,
                 close=channels.close,
                 max_size=root.max_sessions,
@@ -233,5 +231,4 @@ def pool_for(root: SftpRoot) -> tuple[SessionPool[Session], _Channels]:
                 reusable=reusable,
                 name=f"sftp {root.username}@{root.host_key_name}",
             )
-            found = _POOLS[key] = (pool, channels)
-        return found
+        return pool
