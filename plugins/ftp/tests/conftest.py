@@ -191,6 +191,20 @@ def vsftpd(start_vsftpd: Callable[..., FtpServer]) -> FtpServer:
     return start_vsftpd()
 
 
+@pytest.fixture(scope="session")
+def vsftpd_tls(start_vsftpd: Callable[..., FtpServer], tmp_path_factory: pytest.TempPathFactory) -> FtpServer:
+    """vsftpd requiring TLS for anonymous logins and data (and TLS session reuse, its default)."""
+    if importlib.util.find_spec("cryptography") is None:
+        pytest.skip("cryptography is missing (it makes the test certificate): scripts/install installs it")
+    cert, key = _self_signed(tmp_path_factory.mktemp("vsftpd-tls"))
+    server = start_vsftpd(
+        f"ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n"
+        f"rsa_cert_file={cert}\nrsa_private_key_file={key}\n"
+    )
+    server.cert = cert
+    return server
+
+
 @pytest.fixture(autouse=True)
 def _ftp_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):

@@ -1,4 +1,5 @@
-"""The ftp backend passes the whole contract suite on pyftpdlib (MLSD), vsftpd (LIST only) and FTPS."""
+"""The ftp backend passes the whole contract suite on pyftpdlib (MLSD), vsftpd (LIST only), and
+over FTPS on both (vsftpd insists that data connections resume the control connection's TLS session)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,10 @@ class TestFtps(ArtifactStoreContract):
             pytest.skip("pyOpenSSL is missing, so pyftpdlib cannot serve TLS: scripts/install installs it")
         monkeypatch.setenv("MLARTIFACTS_FTP_CA_FILE", str(pyftpd.cert))
         return pyftpd.uri(f"tls/{uuid.uuid4().hex}", scheme="ftps")
+
+
+class TestVsftpdFtps(ArtifactStoreContract):
+    @pytest.fixture
+    def artifact_uri(self, vsftpd_tls: FtpServer, monkeypatch: pytest.MonkeyPatch) -> str:
+        monkeypatch.setenv("MLARTIFACTS_FTP_CA_FILE", str(vsftpd_tls.cert))
+        return vsftpd_tls.uri(f"pub/{uuid.uuid4().hex}", scheme="ftps", user="")

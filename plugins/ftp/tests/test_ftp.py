@@ -156,6 +156,15 @@ def test_ftps_refuses_an_untrusted_certificate(pyftpd: FtpServer) -> None:
         store.list_artifacts()
 
 
+def test_plain_ftp_is_refused_where_tls_is_required(vsftpd_tls: FtpServer) -> None:
+    store = ArtifactStore(vsftpd_tls.uri("pub/x", user=""), settings=QUICK)
+    with (
+        store,
+        pytest.raises(Unauthenticated, match="530"),
+    ):  # vsftpd: "Non-anonymous sessions must use encryption."
+        store.list_artifacts()
+
+
 # -- pooling ------------------------------------------------------------------------------------
 
 

@@ -88,7 +88,10 @@ def translate(exc: BaseException, where: str, on_550: type[ArtifactError] = NotF
         if kind is None:
             transient = isinstance(exc, (ftplib.error_temp, ftplib.error_proto))
             kind = TransientError if transient else BackendError
-        hint = " (the server may require TLS: use ftps://)" if code == "534" else ""
+        wants_tls = code == "534" or (
+            code == "530" and any(w in text.lower() for w in ("encrypt", "tls", "ssl"))
+        )
+        hint = " (the server requires TLS: use ftps://)" if wants_tls else ""
         return kind(f"{where}: the server replied {text!r}{hint}")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return BackendError(
