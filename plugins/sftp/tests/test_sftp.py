@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,6 +84,30 @@ def test_defaults_come_from_home(sshd: Sshd, tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("HOME", str(home))
     round_trip(f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{sshd.root}/{uuid.uuid4().hex}")
     round_trip(f"sftp://home-alias{sshd.root}/{uuid.uuid4().hex}")
+
+
+def test_key_from_ssh_agent(sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key file anywhere: the key is only in an ssh-agent (started here, stopped by PID)."""
+    if shutil.which("ssh-agent") is None:
+        pytest.skip("ssh-agent not found: it comes with openssh-client (scripts/install)")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text(sshd.host_key_line())
+    monkeypatch.setenv("HOME", str(home))
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        for _ in range(50):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        subprocess.run(["ssh-add", "-q", str(sshd.keys["rsa"])], env=env, check=True, capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        round_trip(f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{sshd.root}/{uuid.uuid4().hex}")
+    finally:
+        agent.terminate()
+        agent.wait(10)
 
 
 def test_wrong_key_is_unauthenticated(sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
