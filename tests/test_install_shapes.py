@@ -23,6 +23,10 @@ SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
         {"mlartifacts", "mlartifacts-nfs", "mlartifacts-s3", "boto3", "botocore", "s3transfer"},
         ("boto3", "botocore", "s3transfer"),
     ),
+    # paramiko and its own stack (cryptography, bcrypt, pynacl); no other storage SDK.
+    "sftp": ({"mlartifacts", "mlartifacts-nfs", "mlartifacts-sftp", "paramiko"}, ("paramiko",)),
+    # The standard library's ftplib: no SDK at all.
+    "ftp": ({"mlartifacts", "mlartifacts-nfs", "mlartifacts-ftp", "pluggy", "tqdm"}, ()),
 }
 
 PROBE = """
@@ -56,12 +60,14 @@ def venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return made
 
 
+def installed(venv: Path) -> set[str]:
+    listed = run([uv(), "pip", "list", "--format", "json"], env={**os.environ, "VIRTUAL_ENV": str(venv)})
+    return {d["name"].lower() for d in json.loads(listed.stdout)}
+
+
 @pytest.mark.parametrize("extras", list(SHAPES))
 def test_dependency_closure(venvs: dict[str, Path], extras: str) -> None:
-    listed = run(
-        [uv(), "pip", "list", "--format", "json"], env={**os.environ, "VIRTUAL_ENV": str(venvs[extras])}
-    )
-    names = {d["name"].lower() for d in json.loads(listed.stdout)}
+    names = installed(venvs[extras])
     required, allowed = SHAPES[extras]
     assert required <= names
     sdks = {n for n in names if n.startswith(SDK_DISTRIBUTIONS) and not n.startswith(allowed)}
@@ -78,3 +84,8 @@ def test_core_alone_stores_on_local_disk_without_sdks(venvs: dict[str, Path], ex
     cli = run([str(venvs[extras] / "bin" / "mlartifacts"), "plugins", "--json"])
     assert cli.returncode == 0, cli.stderr
     assert {row["name"]: row["status"] for row in json.loads(cli.stdout)}["nfs"] == "loaded"
+
+
+def test_ftp_adds_only_its_plugin(venvs: dict[str, Path]) -> None:
+    # ftplib is the standard library's: mlartifacts[ftp] brings no third-party distribution.
+    assert installed(venvs["ftp"]) - installed(venvs[""]) == {"mlartifacts-ftp"}

@@ -26,7 +26,7 @@ from .errors import (
     TransientError,
 )
 
-__all__ = ["Backend", "translate_error"]
+__all__ = ["Backend", "redact_uri", "translate_error"]
 
 T = TypeVar("T")
 
@@ -46,6 +46,17 @@ _BUILTIN_ERRORS: tuple[tuple[type[BaseException], type[ArtifactError]], ...] = (
 )
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` with any password in it (``sftp://user:secret@host``) replaced by ``***``."""
+    scheme, sep, rest = uri.partition("://")
+    authority = rest.split("/", 1)[0]
+    userinfo, at, _ = authority.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return uri
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{rest[len(userinfo) + 1 :]}"
+
+
 def translate_error(exc: Exception, message: str) -> ArtifactError:
     """The :class:`ArtifactError` for an exception a plugin did not translate itself."""
     for builtin, ours in _BUILTIN_ERRORS:
@@ -61,6 +72,7 @@ class Backend:
         self.handle = handle
         self.root = root
         self.uri = uri
+        self.display_uri = redact_uri(uri)  # what messages show: never a password
 
     @property
     def name(self) -> str:
@@ -69,10 +81,10 @@ class Backend:
 
     def where(self, path: str) -> str:
         """A human-readable location for messages: the URI with the path appended."""
-        return f"{self.uri.rstrip('/')}/{path}" if path else self.uri
+        return f"{self.display_uri.rstrip('/')}/{path}" if path else self.display_uri
 
     def __repr__(self) -> str:
-        return f"<Backend {self.name} {self.uri!r}>"
+        return f"<Backend {self.name} {self.display_uri!r}>"
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -149,9 +161,8 @@ class Backend:
         else:
             ok = bool(getattr(self.capabilities, capability))
         if not ok:
-            raise NotSupported(
-                f"the '{self.name}' backend does not support {capability.replace('_', ' ')} (at {self.uri})"
-            )
+            what = capability.replace("_", " ")
+            raise NotSupported(f"the '{self.name}' backend does not support {what} (at {self.display_uri})")
 
     # -- required operations -----------------------------------------------------------
 

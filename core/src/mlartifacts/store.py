@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 from urllib.parse import urlsplit
 
 from . import paths as _paths
-from ._backend import Backend, translate_error
+from ._backend import Backend, redact_uri, translate_error
 from ._registry import PluginRegistry, default_registry, scheme_of
 from ._types import Capabilities, FileInfo, MultipartLimits, PresignedUrl
 from .config import Settings
@@ -50,7 +50,8 @@ class ArtifactStore:
         except ArtifactError:
             raise
         except Exception as exc:
-            raise translate_error(exc, f"resolve {uri!r} with the '{handle.name}' plugin") from exc
+            where = redact_uri(uri)
+            raise translate_error(exc, f"resolve {where!r} with the '{handle.name}' plugin") from exc
         self.uri = uri
         self.backend = Backend(handle, root, uri)
         self.settings = settings if settings is not None else Settings.from_env()
@@ -59,7 +60,7 @@ class ArtifactStore:
         self.progress: Progress = progress or NullProgress()
 
     def __repr__(self) -> str:
-        return f"ArtifactStore({self.uri!r})  # plugin {self.backend.name!r}"
+        return f"ArtifactStore({self.backend.display_uri!r})  # plugin {self.backend.name!r}"
 
     def __enter__(self) -> ArtifactStore:
         return self

@@ -1,0 +1,33 @@
+"""Passwords written in URIs never reach messages or reprs."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlartifacts import ArtifactStore, PluginRegistry
+from mlartifacts._backend import redact_uri
+from mlartifacts.testing import memory
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("sftp://user:s3cret@host/path", "sftp://user:***@host/path"),
+        ("ftp://u:p%40ss@h:21/a/b", "ftp://u:***@h:21/a/b"),
+        ("ftp://u:p@ss@h/x", "ftp://u:***@h/x"),  # an unencoded '@' in the password
+        ("sftp://user@host/path", "sftp://user@host/path"),
+        ("s3://bucket/key:with@signs", "s3://bucket/key:with@signs"),
+        ("/local/path:x@y", "/local/path:x@y"),
+    ],
+)
+def test_redact_uri(uri: str, shown: str) -> None:
+    assert redact_uri(uri) == shown
+
+
+def test_core_messages_hide_the_password() -> None:
+    registry = PluginRegistry(autoload=False)
+    registry.register(memory.plugin, "memory")
+    store = ArtifactStore("memory://user:s3cret@bucket/prefix", registry=registry)
+    assert store.backend.where("a/b.txt") == "memory://user:***@bucket/prefix/a/b.txt"
+    assert "s3cret" not in repr(store)
+    assert "s3cret" not in repr(store.backend)
