@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mlartifacts.pool import SessionPool
+from mlartifacts.pool import SessionPool, close_all
 
 
 class Session:
@@ -141,6 +141,19 @@ def test_close_closes_idle_and_refuses_more() -> None:
     assert made[0].closed
     with pytest.raises(RuntimeError, match="closed"):
         pool.acquire()
+
+
+def test_close_all_closes_idle_sessions_and_pools_stay_usable() -> None:
+    pool, made = make_pool(max_size=2)
+    with pool.session(), pool.session():
+        pass
+    busy = pool.acquire()  # in use: not closed under its borrower
+    close_all()
+    assert [s.closed for s in made] == [busy is not made[0], busy is not made[1]]
+    pool.release(busy)
+    with pool.session() as session:
+        assert not session.closed
+    assert not busy.closed
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -34,7 +34,7 @@ import time
 import weakref
 from typing import Callable, Generic, Iterator, TypeVar
 
-__all__ = ["SessionPool"]
+__all__ = ["SessionPool", "close_all"]
 
 S = TypeVar("S")
 
@@ -182,14 +182,19 @@ class SessionPool(Generic[S]):
         self._close_quietly(session)
         self._give_back_slot()
 
-    def close(self) -> None:
-        """Close the idle sessions; sessions in use are closed when released."""
+    def close_idle(self) -> None:
+        """Close the idle sessions; the pool stays usable and opens new ones on demand."""
         with self._cond:
-            self._closed = True
             idle, self._idle = self._idle, []
             self._cond.notify_all()
         for session, _ in idle:
             self._close_quietly(session)
+
+    def close(self) -> None:
+        """Close the idle sessions and refuse new ones; sessions in use are closed when released."""
+        with self._cond:
+            self._closed = True
+        self.close_idle()
 
     # -- internals -------------------------------------------------------------------
 
@@ -237,8 +242,17 @@ class SessionPool(Generic[S]):
             log.debug("%s: closing a session failed: %s", self.name, exc)
 
 
+def close_all() -> None:
+    """Close the idle sessions of every pool in this process; the pools stay usable.
+
+    Servers get a goodbye (QUIT, SSH disconnect) instead of a dropped connection:
+    call it before stopping a server this process is still connected to.
+    """
+    for pool in list(_POOLS):
+        pool.close_idle()
+
+
 @atexit.register
-def _close_all() -> None:
-    # Say goodbye to servers (QUIT, SSH disconnect) instead of dropping connections.
+def _close_at_exit() -> None:
     for pool in list(_POOLS):
         pool.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from mlartifacts.pool import close_all
 from mlartifacts.testing.servers import ServerProcess, find_executable, free_port, tcp_open, wait_for
 
 INSTALL = "scripts/install installs it (apt-get install openssh-server)"
@@ -154,6 +155,7 @@ ForceCommand internal-sftp -l INFO -d {root}
     try:
         yield start
     finally:
+        close_all()  # disconnect before sshd goes, or keepalives hit a dead ProxyCommand
         for server in started:
             server.stop()
         for path in outside:

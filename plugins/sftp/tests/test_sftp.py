@@ -28,6 +28,7 @@ from mlartifacts.errors import (
     Unauthenticated,
 )
 from mlartifacts.paths import TEMP_PREFIX
+from mlartifacts.pool import close_all
 from mlartifacts.testing.contract import random_bytes, write_tree
 from mlartifacts_sftp import HostKeyError
 
@@ -202,8 +203,24 @@ def test_proxy_command_from_the_config(sshd: Sshd, tmp_path: Path, monkeypatch: 
     (tmp_path / "known_hosts").write_text(sshd.host_key_line())
     monkeypatch.setenv("MLARTIFACTS_SFTP_CONFIG", str(tmp_path / "config"))
     monkeypatch.setenv("MLARTIFACTS_SFTP_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
+    zombies_before = zombie_children()
     round_trip(f"sftp://via-proxy{sshd.root}/{uuid.uuid4().hex}")
     assert marker.read_text() == "relayed\n"
+    close_all()  # the pooled connection goes, and its ProxyCommand process is reaped with it
+    assert zombie_children() == zombies_before
+
+
+def zombie_children() -> set[int]:
+    """PIDs of this process's children that exited and were never waited for."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.add(int(stat.parent.name))
+    return found
 
 
 def test_writing_over_a_directory_is_refused(sftp_uri: str) -> None:

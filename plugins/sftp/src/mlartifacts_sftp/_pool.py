@@ -52,9 +52,37 @@ class _Connection:
     cap: int = 8
     posix_rename: bool = True  # until the server says it lacks posix-rename@openssh.com
 
+    proxy: paramiko.ProxyCommand | None = None
+
     def usable(self) -> bool:
         transport = self.client.get_transport()
         return transport is not None and transport.is_active()
+
+    def close(self) -> None:
+        transport = self.client.get_transport()
+        self.client.close()
+        if self.proxy is not None:
+            # The transport's thread still reads the proxy's pipe: let it see the end first.
+            if transport is not None and transport is not threading.current_thread():
+                transport.join(5)
+            _reap(self.proxy)
+
+
+def _reap(proxy: paramiko.ProxyCommand) -> None:
+    """Stop a ProxyCommand's process and close its pipes (paramiko only signals it)."""
+    process = proxy.process
+    try:
+        proxy.close()
+    except OSError:  # already gone
+        pass
+    try:
+        process.wait(timeout=5)
+    except Exception:  # noqa: BLE001 - a child that ignores SIGTERM is killed instead
+        process.kill()
+        process.wait()
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 @dataclass(eq=False)
@@ -144,16 +172,16 @@ class _Channels:
                 transport_factory=_transport_factory,
             )
         except paramiko.BadHostKeyException as exc:
-            client.close()
+            _Connection(client, proxy=sock).close()
             raise HostKeyError(
                 f"{root.display}: {changed_key_advice(exc.key, exc.expected_key, root)}"
             ) from exc
         except HostKeyError as exc:
-            client.close()
+            _Connection(client, proxy=sock).close()
             exc.message = f"{root.display}: {exc.message}"
             raise
         except Exception as exc:
-            client.close()
+            _Connection(client, proxy=sock).close()
             raise translate(exc, f"{root.display} (connecting to {root.host_key_name})") from exc
         transport = client.get_transport()
         assert transport is not None
@@ -162,7 +190,7 @@ class _Channels:
             # As OpenSSH does: SFTP is request/response, and Nagle's algorithm holding a
             # small request back for the previous packet's ACK costs ~2 ms per file.
             transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection = _Connection(client, cap=root.channels_per_connection)
+        connection = _Connection(client, cap=root.channels_per_connection, proxy=sock)
         openssh = "openssh" in (transport.remote_version or "").lower()
         default_size = OPENSSH_REQUEST_SIZE if openssh else SAFE_REQUEST_SIZE
         connection.request_size = root.request_size or default_size
@@ -184,7 +212,7 @@ class _Channels:
                 if connection.channels <= 0 or not connection.usable():
                     # The last channel of a connection closes it: idle connections are not kept
                     # apart from their channels (the session pool keeps the warm channels).
-                    connection.client.close()
+                    connection.close()
                     if connection in self._connections:
                         self._connections.remove(connection)
 
