@@ -1,11 +1,11 @@
-"""Passwords written in URIs never reach messages or reprs."""
+"""Passwords written in URIs and presigned URLs' signatures never reach messages or reprs."""
 
 from __future__ import annotations
 
 import pytest
 
 from mlartifacts import ArtifactStore, PluginRegistry
-from mlartifacts._backend import redact_uri
+from mlartifacts._redact import redact_signatures, redact_uri
 from mlartifacts.testing import memory
 
 
@@ -31,3 +31,23 @@ def test_core_messages_hide_the_password() -> None:
     assert store.backend.where("a/b.txt") == "memory://user:***@bucket/prefix/a/b.txt"
     assert "s3cret" not in repr(store)
     assert "s3cret" not in repr(store.backend)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "url: /b/k.bin?uploadId=u1&partNumber=2&X-Amz-Credential=key%2F2026&X-Amz-Signature=ab12 (Caused",
+            "url: /b/k.bin?uploadId=u1&partNumber=2&X-Amz-Credential=***&X-Amz-Signature=*** (Caused",
+        ),
+        (
+            "https://h/b/k?AWSAccessKeyId=AK&Signature=zz%3D&Expires=1",
+            "https://h/b/k?AWSAccessKeyId=***&Signature=***&Expires=1",
+        ),
+        ("https://acct.blob/c/b?sv=2024&sig=abc%2B&se=x", "https://acct.blob/c/b?sv=2024&sig=***&se=x"),
+        ("'https://g/b/o?X-Goog-Signature=0f'", "'https://g/b/o?X-Goog-Signature=***'"),
+        ("GET /artifacts/a?path=sig=1", "GET /artifacts/a?path=sig=1"),  # not a parameter of its own
+    ],
+)
+def test_presigned_signatures_are_redacted(text: str, shown: str) -> None:
+    assert redact_signatures(text) == shown

@@ -13,6 +13,7 @@ import logging
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from . import paths as _paths
+from ._redact import redact_uri
 from ._registry import PluginHandle
 from ._types import Capabilities, FileInfo, MultipartLimits, Part, PendingUpload, PresignedUrl
 from .errors import (
@@ -44,17 +45,6 @@ _BUILTIN_ERRORS: tuple[tuple[type[BaseException], type[ArtifactError]], ...] = (
     (TimeoutError, TransientError),
     (NotImplementedError, NotSupported),
 )
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` with any password in it (``sftp://user:secret@host``) replaced by ``***``."""
-    scheme, sep, rest = uri.partition("://")
-    authority = rest.split("/", 1)[0]
-    userinfo, at, _ = authority.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return uri
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{rest[len(userinfo) + 1 :]}"
 
 
 def translate_error(exc: Exception, message: str) -> ArtifactError:

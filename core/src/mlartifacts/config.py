@@ -27,6 +27,7 @@ __all__ = [
     "env_list",
     "env_str",
     "parse_bytes",
+    "storage_tls_verify",
 ]
 
 Environ = Mapping[str, str]
@@ -131,6 +132,30 @@ def env_list(name: str, environ: Environ | None = None) -> list[str] | None:
     if value is None:
         return None
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def storage_tls_verify(environ: Environ | None = None) -> bool | str | None:
+    """How to check object storage's TLS certificate, from MLflow's and boto3's variables.
+
+    ``False`` with ``MLFLOW_S3_IGNORE_TLS=true``, the path in ``AWS_CA_BUNDLE``, else
+    None (the default trust store). Setting both is refused, as MLflow's docs say.
+    The S3 backend uses it for its endpoint, the service client for presigned URLs.
+    """
+    ignore = env_bool("MLFLOW_S3_IGNORE_TLS", False, environ)
+    bundle = env_str("AWS_CA_BUNDLE", None, environ)
+    if ignore and bundle:
+        raise ConfigError(
+            "MLFLOW_S3_IGNORE_TLS and AWS_CA_BUNDLE are both set: set one, not both "
+            "(AWS_CA_BUNDLE to verify the endpoint with your CA, "
+            "MLFLOW_S3_IGNORE_TLS=true to skip verification)"
+        )
+    if ignore:
+        return False
+    if bundle:
+        if not os.path.isfile(bundle):
+            raise ConfigError(f"AWS_CA_BUNDLE names {bundle!r}, which is not a file")
+        return bundle
+    return None
 
 
 def _timeout(environ: Environ | None) -> float | None:

@@ -59,6 +59,15 @@ class SeaweedFS:
             **kwargs,
         )
 
+    def user_env(self, endpoint: str | None = None) -> dict[str, str]:
+        """The variables a user of the plugin sets for this server (endpoint, credentials, region)."""
+        return {
+            "MLFLOW_S3_ENDPOINT_URL": endpoint or self.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
     def empty_bucket(self, bucket: str) -> None:
         """Remove every object, pending upload and folder of ``bucket``.
 
@@ -167,10 +176,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPat
 @pytest.fixture
 def s3_env(seaweedfs: SeaweedFS, aws_env: pytest.MonkeyPatch) -> SeaweedFS:
     """The environment a user of the plugin would set for this server, and nothing else."""
-    aws_env.setenv("MLFLOW_S3_ENDPOINT_URL", seaweedfs.endpoint)
-    aws_env.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    aws_env.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    aws_env.setenv("AWS_DEFAULT_REGION", REGION)
+    for name, value in seaweedfs.user_env().items():
+        aws_env.setenv(name, value)
     return seaweedfs
 
 

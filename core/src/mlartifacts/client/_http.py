@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._redact import redact_signatures
 from ..config import Settings
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ def check(response: requests.Response, what: str, accept: tuple[int, ...] = ()) 
     except ValueError:
         pass
     text = f"{what}: HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+    text = redact_signatures(text)
     if status == 404:
         raise errors.NotFound(text)
     if status == 401:
@@ -93,11 +95,12 @@ def transport_error(exc: Exception, what: str) -> errors.ArtifactError:
     """The core's error for a failure below HTTP (refused connection, reset, timeout, TLS)."""
     import requests
 
+    detail = redact_signatures(str(exc))  # requests puts the whole URL in its messages
     if isinstance(exc, requests.exceptions.SSLError):
-        return errors.BackendError(f"{what}: TLS failed: {exc}")
+        return errors.BackendError(f"{what}: TLS failed: {detail}")
     if isinstance(exc, requests.exceptions.RequestException):
-        return errors.TransientError(f"{what}: {type(exc).__name__}: {exc}")
-    return errors.BackendError(f"{what}: {type(exc).__name__}: {exc}")
+        return errors.TransientError(f"{what}: {type(exc).__name__}: {detail}")
+    return errors.BackendError(f"{what}: {type(exc).__name__}: {detail}")
 
 
 def close_sessions() -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._types import GiB, MiB
-from ..config import env_bool, env_bytes, env_float, env_str
+from ..config import env_bool, env_bytes, env_float, env_str, storage_tls_verify
 from ..errors import ConfigError
 
 __all__ = ["ClientSettings"]
@@ -27,6 +27,10 @@ def _credentials_file() -> tuple[str | None, str | None]:
     return section.get("mlflow_tracking_username"), section.get("mlflow_tracking_password")
 
 
+def _or_true(verify: bool | str | None) -> bool | str:
+    return True if verify is None else verify
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """How the client reaches a service (auth, TLS, timeouts) and when it uses multipart.
@@ -39,7 +43,8 @@ class ClientSettings:
             ``MLFLOW_TRACKING_SERVER_CERT_PATH``, else True.
         cert: ``MLFLOW_TRACKING_CLIENT_CERT_PATH`` (mutual TLS).
         timeout: seconds per request (``MLFLOW_HTTP_REQUEST_TIMEOUT``, 120).
-        storage_verify: TLS check of presigned storage URLs (off with ``MLFLOW_S3_IGNORE_TLS``).
+        storage_verify: TLS check of presigned storage URLs: off with ``MLFLOW_S3_IGNORE_TLS``,
+            against ``AWS_CA_BUNDLE`` when set (as the S3 backend checks its endpoint).
         proxy_upload / proxy_download: ``MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD`` /
             ``_DOWNLOAD``; None when unset (then the server's /server-info decides).
         upload_threshold / upload_chunk: ``MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE``
@@ -51,7 +56,7 @@ class ClientSettings:
     verify: bool | str = True
     cert: str | None = None
     timeout: float = 120.0
-    storage_verify: bool = True
+    storage_verify: bool | str = True
     proxy_upload: bool | None = None
     proxy_download: bool | None = None
     upload_threshold: int = 500 * MiB
@@ -81,7 +86,7 @@ class ClientSettings:
             verify=False if insecure else (ca or True),
             cert=env_str("MLFLOW_TRACKING_CLIENT_CERT_PATH"),
             timeout=timeout if timeout is not None and timeout > 0 else 120.0,
-            storage_verify=not env_bool("MLFLOW_S3_IGNORE_TLS", False),
+            storage_verify=_or_true(storage_tls_verify()),
             proxy_upload=_tristate("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"),
             proxy_download=_tristate("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"),
             upload_threshold=env_bytes("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", 500 * MiB),

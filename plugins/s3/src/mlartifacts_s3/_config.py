@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from mlartifacts import Settings
-from mlartifacts.config import env_bool, env_json_object, env_str
+from mlartifacts.config import env_json_object, env_str, storage_tls_verify
 from mlartifacts.errors import ConfigError
 
 __all__ = ["S3Config"]
@@ -56,7 +56,7 @@ class S3Config:
         env = os.environ if environ is None else environ
         return cls(
             endpoint_url=_endpoint(env),
-            verify=_verify(env),
+            verify=storage_tls_verify(env),
             addressing_style=_choice("MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE", ADDRESSING_STYLES, "auto", env),
             unsigned=_choice("MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION", SIGNATURE_VERSIONS, "s3v4", env)
             == "unsigned",
@@ -93,24 +93,6 @@ def _endpoint(env: Mapping[str, str]) -> str | None:
             f"{name} must be an http:// or https:// URL such as http://minio:9000, got {value!r}"
         )
     return value.strip().rstrip("/")
-
-
-def _verify(env: Mapping[str, str]) -> bool | str | None:
-    ignore = env_bool("MLFLOW_S3_IGNORE_TLS", False, env)
-    bundle = env_str("AWS_CA_BUNDLE", None, env)
-    if ignore and bundle:
-        raise ConfigError(
-            "MLFLOW_S3_IGNORE_TLS and AWS_CA_BUNDLE are both set: set one, not both "
-            "(AWS_CA_BUNDLE to verify the endpoint with your CA, "
-            "MLFLOW_S3_IGNORE_TLS=true to skip verification)"
-        )
-    if ignore:
-        return False
-    if bundle:
-        if not os.path.isfile(bundle):
-            raise ConfigError(f"AWS_CA_BUNDLE names {bundle!r}, which is not a file")
-        return bundle
-    return None
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str, env: Mapping[str, str]) -> str:

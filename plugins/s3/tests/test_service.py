@@ -1,0 +1,354 @@
+"""`mlartifacts server` in front of S3 (SeaweedFS): clients hold no S3 credentials.
+
+The server runs as operators run it (the CLI, in a subprocess, with the S3
+settings in its environment); the clients (ours and MLflow's) run in this process
+without any AWS variable. With proxied multipart, the parts go from the client
+straight to SeaweedFS through presigned URLs: the server's access log shows the
+create and complete calls and no artifact PUT.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+
+from mlartifacts import ArtifactStore, Settings
+from mlartifacts.testing.contract import random_bytes
+from mlartifacts.testing.servers import ServerProcess, free_port, http_ok, wait_for
+
+if TYPE_CHECKING:
+    from conftest import SeaweedFS
+
+MiB = 1024 * 1024
+API = "/api/2.0/mlflow-artifacts"
+
+# MLflow's client (used below to prove compatibility) sends telemetry by default.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
+
+@dataclass
+class Service:
+    url: str
+    bucket: str
+    prefix: str  # the destination's key prefix in the bucket
+    process: ServerProcess
+
+    def requests_logged(self) -> list[str]:
+        """The request lines of the access log so far ("PUT /api/...")."""
+        lines = self.process.log.read_text().splitlines()
+        return [line.split('"')[1] for line in lines if line.count('"') >= 2 and " HTTP/" in line]
+
+
+def server_env(seaweedfs: SeaweedFS, endpoint: str, **extra: str) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "MLFLOW_S3_", "MLFLOW_BOTO_", "MLARTIFACTS_", "MLFLOW_TRACKING_"))
+    }
+    env.update(seaweedfs.user_env(endpoint))
+    env.update(
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+        **extra,
+    )
+    return env
+
+
+def start_service(tmp: Path, seaweedfs: SeaweedFS, env: dict[str, str]) -> Service:
+    prefix = f"service/{uuid.uuid4().hex}"
+    port = free_port()
+    cmd = [
+        sys.executable, "-c", "from mlartifacts.cli import main; main()", "server",
+        "--artifacts-destination", f"s3://{seaweedfs.bucket}/{prefix}",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    process = ServerProcess(cmd, tmp / "server.log", env=env).start()
+    try:
+        wait_for(http_ok(f"http://127.0.0.1:{port}/health"), 30, proc=process, what="mlartifacts server")
+    except BaseException:
+        process.stop()
+        raise
+    return Service(f"http://127.0.0.1:{port}", seaweedfs.bucket, prefix, process)
+
+
+@pytest.fixture(scope="module")
+def service(seaweedfs: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    running = start_service(
+        tmp_path_factory.mktemp("s3-service"), seaweedfs, server_env(seaweedfs, seaweedfs.endpoint)
+    )
+    try:
+        yield running
+    finally:
+        running.process.stop()
+
+
+@pytest.fixture
+def client(aws_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A client environment without a single AWS setting; proxied multipart above 6 MiB, 5 MiB parts."""
+    for name in list(os.environ):
+        if name.startswith(("MLFLOW_TRACKING_", "MLFLOW_ENABLE_PROXY", "MLFLOW_MULTIPART")):
+            aws_env.delenv(name)
+    aws_env.setenv("MLFLOW_CREDENTIALS_FILE", os.devnull)
+    aws_env.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(6 * MiB))
+    aws_env.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 * MiB))
+    from mlartifacts.client import plugin
+
+    plugin.server_info.clear()
+    return aws_env
+
+
+def stored(seaweedfs: SeaweedFS, service: Service, path: str) -> tuple[bytes, str]:
+    """The bytes and ETag of an artifact, read by the admin straight from SeaweedFS."""
+    obj = seaweedfs.client().get_object(Bucket=service.bucket, Key=f"{service.prefix}/{path}")
+    return obj["Body"].read(), obj["ETag"].strip('"')
+
+
+def pending(seaweedfs: SeaweedFS, prefix: str) -> list[dict[str, Any]]:
+    uploads = seaweedfs.client().list_multipart_uploads(Bucket=seaweedfs.bucket, Prefix=prefix)
+    return list(uploads.get("Uploads", ()))
+
+
+def test_server_info_advertises_multipart_both_ways(service: Service) -> None:
+    info = requests.get(f"{service.url}/api/3.0/mlflow/server-info", timeout=10).json()
+    assert info["multipart_uploads_enabled"] is True
+    assert info["multipart_downloads_enabled"] is True
+
+
+@pytest.mark.parametrize("how", ["env", "server-info"])
+def test_our_client_sends_parts_straight_to_s3(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path, how: str
+) -> None:
+    run = uuid.uuid4().hex
+    if how == "env":
+        client.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+        uri = f"{service.url}{API}/artifacts/1/{run}/artifacts"
+    else:  # unset: mlflow-artifacts: URIs follow what /server-info advertises
+        client.setenv("MLFLOW_TRACKING_URI", service.url)
+        uri = f"mlflow-artifacts:/1/{run}/artifacts"
+    data = random_bytes(12 * MiB + 3)
+    (tmp_path / "model.bin").write_bytes(data)
+    with ArtifactStore(uri) as store:
+        store.log_artifact(str(tmp_path / "model.bin"), "model")
+        assert store.read_bytes("model/model.bin") == data
+    body, etag = stored(seaweedfs, service, f"1/{run}/artifacts/model/model.bin")
+    assert body == data
+    assert etag.endswith("-3")  # S3 made it from three parts
+    logged = [line for line in service.requests_logged() if run in line]
+    assert any(line.startswith(f"POST {API}/mpu/create/1/{run}/artifacts/model") for line in logged)
+    assert any(line.startswith(f"POST {API}/mpu/complete/") for line in logged)
+    assert not any(line.startswith("PUT ") for line in logged)  # no byte went through the server
+    assert pending(seaweedfs, f"{service.prefix}/1/{run}") == []
+
+
+def test_mlflow_client_sends_parts_straight_to_s3(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    client.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    client.setenv("MLFLOW_TRACKING_URI", service.url)
+    run = uuid.uuid4().hex
+    data = random_bytes(11 * MiB + 1)
+    (tmp_path / "model.bin").write_bytes(data)
+    repo = get_artifact_repository(f"mlflow-artifacts:/2/{run}/artifacts")
+    repo.log_artifact(str(tmp_path / "model.bin"), "m")
+    body, etag = stored(seaweedfs, service, f"2/{run}/artifacts/m/model.bin")
+    assert body == data
+    assert etag.endswith("-3")
+    logged = [line for line in service.requests_logged() if run in line]
+    assert any(line.startswith(f"POST {API}/mpu/create/") for line in logged)
+    assert not any(line.startswith("PUT ") for line in logged)
+    (tmp_path / "out").mkdir()
+    out = repo.download_artifacts("m/model.bin", str(tmp_path / "out"))
+    assert Path(out).read_bytes() == data
+
+
+def test_small_files_still_go_through_the_server(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    client.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    run = uuid.uuid4().hex
+    (tmp_path / "small.txt").write_bytes(b"below the threshold")
+    with ArtifactStore(f"{service.url}{API}/artifacts/3/{run}") as store:
+        store.log_artifact(str(tmp_path / "small.txt"))
+    assert stored(seaweedfs, service, f"3/{run}/small.txt")[0] == b"below the threshold"
+    assert any(
+        line.startswith(f"PUT {API}/artifacts/3/{run}/small.txt") for line in service.requests_logged()
+    )
+
+
+def test_presigned_get_is_served_by_storage(service: Service, seaweedfs: SeaweedFS) -> None:
+    run = uuid.uuid4().hex
+    data = random_bytes(3 * MiB + 7)
+    requests.put(f"{service.url}{API}/artifacts/4/{run}/w.bin", data=data, timeout=30).raise_for_status()
+    answer = requests.get(f"{service.url}{API}/presigned/4/{run}/w.bin", timeout=10).json()
+    assert answer["url"].startswith(f"{seaweedfs.endpoint}/{service.bucket}/{service.prefix}/4/{run}/w.bin?")
+    assert answer["file_size"] == len(data)
+    fetched = requests.get(answer["url"], headers=answer["headers"], timeout=30)
+    assert fetched.status_code == 200
+    assert fetched.content == data
+    assert 'filename="w.bin"' in fetched.headers["Content-Disposition"]
+    # The URL is signed: tampering with the key is refused by storage.
+    tampered = requests.get(answer["url"].replace("w.bin", "x.bin"), timeout=30)
+    assert tampered.status_code == 403
+
+
+def test_presigned_ranged_download_skips_the_server(
+    service: Service, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex
+    data = random_bytes(6 * MiB + 5)
+    requests.put(f"{service.url}{API}/artifacts/5/{run}/blob.bin", data=data, timeout=30).raise_for_status()
+    client.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "true")
+    settings = Settings(ranged_download_threshold=MiB, ranged_download_chunksize=2 * MiB)
+    with ArtifactStore(f"{service.url}{API}/artifacts/5/{run}", settings=settings) as store:
+        out = store.download_file("blob.bin", str(tmp_path / "blob.bin"))
+    assert Path(out).read_bytes() == data
+    fetched = [line for line in service.requests_logged() if f"/5/{run}/blob.bin" in line]
+    assert fetched[0].startswith("PUT ")
+    assert any(line.startswith(f"GET {API}/presigned/5/{run}/blob.bin") for line in fetched)
+    assert not any(line.startswith(f"GET {API}/artifacts/5/{run}/blob.bin") for line in fetched)
+
+
+def test_abort_leaves_no_incomplete_upload(service: Service, seaweedfs: SeaweedFS) -> None:
+    run = uuid.uuid4().hex
+    created = requests.post(
+        f"{service.url}{API}/mpu/create/6/{run}", json={"path": "/local/big.bin", "num_parts": 2}, timeout=10
+    ).json()
+    assert [c["part_number"] for c in created["credentials"]] == [1, 2]
+    assert [u["UploadId"] for u in pending(seaweedfs, f"{service.prefix}/6/{run}/")] == [created["upload_id"]]
+    part = requests.put(created["credentials"][0]["url"], data=random_bytes(5 * MiB), timeout=30)
+    assert part.status_code == 200
+    aborted = requests.post(
+        f"{service.url}{API}/mpu/abort/6/{run}",
+        json={"path": "/local/big.bin", "upload_id": created["upload_id"]},
+        timeout=10,
+    )
+    assert aborted.status_code == 200
+    assert pending(seaweedfs, f"{service.prefix}/6/{run}/") == []
+    listing = requests.get(f"{service.url}{API}/artifacts", params={"path": f"6/{run}"}, timeout=10).json()
+    assert listing == {}
+
+
+def test_failed_part_aborts_the_upload(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A part storage refuses for good: the client aborts, and no object or upload is left."""
+    from mlartifacts.errors import ArtifactError
+
+    client.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    run = uuid.uuid4().hex
+    (tmp_path / "model.bin").write_bytes(random_bytes(12 * MiB))
+    original = requests.Session.request
+
+    def corrupt_part_two(self: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
+        if method == "PUT" and "partNumber=2" in url:
+            url = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")  # storage refuses the signature
+        return original(self, method, url, **kwargs)
+
+    client.setattr(requests.Session, "request", corrupt_part_two)
+    settings = Settings(max_retries=1, retry_backoff=0.01)
+    with (
+        ArtifactStore(f"{service.url}{API}/artifacts/7/{run}", settings=settings) as store,
+        pytest.raises(ArtifactError, match="part 2"),
+    ):
+        store.log_artifact(str(tmp_path / "model.bin"))
+    client.undo()
+    assert pending(seaweedfs, f"{service.prefix}/7/{run}") == []
+    assert any(line.startswith(f"POST {API}/mpu/abort/7/{run}") for line in service.requests_logged())
+    objects = seaweedfs.client().list_objects_v2(Bucket=service.bucket, Prefix=f"{service.prefix}/7/{run}")
+    assert objects.get("KeyCount", 0) == 0
+
+
+# -- TLS on the storage side -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_service(seaweedfs: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A server whose destination is SeaweedFS's HTTPS port (self-signed; the server skips the check)."""
+    if seaweedfs.https_endpoint is None:
+        pytest.skip("openssl is missing: no HTTPS port on the test SeaweedFS")
+    env = server_env(seaweedfs, seaweedfs.https_endpoint, MLFLOW_S3_IGNORE_TLS="true")
+    running = start_service(tmp_path_factory.mktemp("s3-tls-service"), seaweedfs, env)
+    try:
+        yield running
+    finally:
+        running.process.stop()
+
+
+@pytest.mark.parametrize("trust", ["MLFLOW_S3_IGNORE_TLS", "AWS_CA_BUNDLE", None])
+def test_part_puts_follow_the_storage_tls_settings(
+    tls_service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path, trust: str | None
+) -> None:
+    from mlartifacts.errors import ArtifactError
+
+    client.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    if trust == "MLFLOW_S3_IGNORE_TLS":
+        client.setenv("MLFLOW_S3_IGNORE_TLS", "true")
+    elif trust == "AWS_CA_BUNDLE":
+        assert seaweedfs.ca_bundle is not None
+        client.setenv("AWS_CA_BUNDLE", seaweedfs.ca_bundle)
+    run = uuid.uuid4().hex
+    data = random_bytes(12 * MiB)
+    (tmp_path / "model.bin").write_bytes(data)
+    settings = Settings(max_retries=1, retry_backoff=0.01)
+    with ArtifactStore(f"{tls_service.url}{API}/artifacts/8/{run}", settings=settings) as store:
+        if trust is None:  # the self-signed certificate is not trusted by default
+            with pytest.raises(ArtifactError, match=r"(?i)certificate") as caught:
+                store.log_artifact(str(tmp_path / "model.bin"))
+            message = str(caught.value)
+            assert "part " in message and "X-Amz-Signature=***" in message  # says where, not the secret
+            assert re.search(r"X-Amz-Signature=(?!\*\*\*)", message) is None
+            assert pending(seaweedfs, f"{tls_service.prefix}/8/{run}") == []
+            return
+        store.log_artifact(str(tmp_path / "model.bin"))
+    assert stored(seaweedfs, tls_service, f"8/{run}/model.bin")[0] == data
+    assert not any(line.startswith("PUT ") for line in tls_service.requests_logged() if run in line)
+
+
+# -- gc of incomplete uploads ---------------------------------------------------------------------
+
+
+def test_gc_sweeps_incomplete_uploads_under_the_destination(
+    seaweedfs: SeaweedFS, aws_env: pytest.MonkeyPatch
+) -> None:
+    admin = seaweedfs.client()
+    prefix = f"gc/{uuid.uuid4().hex}"
+    inside = admin.create_multipart_upload(Bucket=seaweedfs.bucket, Key=f"{prefix}/dest/1/r/model.bin")
+    outside = admin.create_multipart_upload(Bucket=seaweedfs.bucket, Key=f"{prefix}/destination-2/x.bin")
+    env = server_env(seaweedfs, seaweedfs.endpoint)
+    destination = f"s3://{seaweedfs.bucket}/{prefix}/dest"
+
+    def gc(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-c", "from mlartifacts.cli import main; main()", "gc",
+               "--artifacts-destination", destination, *args]  # fmt: skip
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+    time.sleep(1.1)  # S3 dates uploads to the second
+    young = gc("--incomplete-uploads-older-than", "1h", "--dry-run")
+    assert young.returncode == 0, young.stderr
+    assert inside["UploadId"] not in young.stdout
+    dry = gc("--incomplete-uploads-older-than", "1", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert inside["UploadId"] in dry.stdout and "1/r/model.bin" in dry.stdout
+    assert outside["UploadId"] not in dry.stdout  # "dest" is not a prefix of "destination-2"
+    assert len(pending(seaweedfs, prefix)) == 2
+    swept = gc("--incomplete-uploads-older-than", "1")
+    assert swept.returncode == 0, swept.stderr
+    assert inside["UploadId"] in swept.stdout
+    assert [u["UploadId"] for u in pending(seaweedfs, prefix)] == [outside["UploadId"]]
+    admin.abort_multipart_upload(Bucket=seaweedfs.bucket, Key=f"{prefix}/destination-2/x.bin",
+                                 UploadId=outside["UploadId"])  # fmt: skip
