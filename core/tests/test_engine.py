@@ -305,6 +305,18 @@ def test_stream_multipart_bounded(tmp_path: Path) -> None:
     assert backend.count("upload_part") == 31
 
 
+@pytest.mark.parametrize(("workers", "in_flight", "bound"), [(8, 3, 3), (2, 4, 2)])
+def test_stream_parts_in_flight_bounds_one_stream(workers: int, in_flight: int, bound: int) -> None:
+    """A stream holds at most min(stream_parts_in_flight, max_workers) parts, however many workers."""
+    backend = Counting(limits=LIMITS, delay=0.02)
+    data = random_bytes(40 * 4 * KiB)
+    settings = FAST.replace(max_workers=workers, stream_parts_in_flight=in_flight)
+    with make_store(backend, settings) as store:
+        store.write("s.bin", (data[i : i + 4096] for i in range(0, len(data), 4096)))
+        assert store.read_bytes("s.bin") == data
+    assert backend.peak["upload_part"] == bound
+
+
 def test_stream_part_failure_aborts(store: ArtifactStore, backend: MemoryBackend) -> None:
     backend.inject("upload_part", PermissionDenied("denied"), times=1)
     with pytest.raises(PermissionDenied):

@@ -189,6 +189,9 @@ class Settings:
         ranged_download_threshold: objects at least this large are downloaded as parallel
             ranges where the backend reads ranges (``MLARTIFACTS_RANGED_DOWNLOAD_THRESHOLD``).
         ranged_download_chunksize: size of each range (``MLARTIFACTS_RANGED_DOWNLOAD_CHUNKSIZE``).
+        stream_parts_in_flight: parts of one stream of unknown length (a server PUT,
+            ``ArtifactStore.write``) buffered or uploading at once; bounds its memory to
+            about this many parts plus one (``MLARTIFACTS_STREAM_PARTS_IN_FLIGHT``).
         max_retries: retries after the first attempt of a transient failure
             (``MLARTIFACTS_MAX_RETRIES``).
         retry_backoff: first backoff in seconds, doubled each retry, with full jitter
@@ -204,6 +207,7 @@ class Settings:
     multipart_chunksize: int = 16 * MiB
     ranged_download_threshold: int = 32 * MiB
     ranged_download_chunksize: int = 16 * MiB
+    stream_parts_in_flight: int = 4
     max_retries: int = 5
     retry_backoff: float = 0.5
     retry_backoff_max: float = 20.0
@@ -223,6 +227,9 @@ class Settings:
             ),
             ranged_download_chunksize=env_bytes(
                 "MLARTIFACTS_RANGED_DOWNLOAD_CHUNKSIZE", d.ranged_download_chunksize, environ
+            ),
+            stream_parts_in_flight=env_int(
+                "MLARTIFACTS_STREAM_PARTS_IN_FLIGHT", d.stream_parts_in_flight, environ, minimum=1
             ),
             max_retries=env_int("MLARTIFACTS_MAX_RETRIES", d.max_retries, environ, minimum=0),
             retry_backoff=_non_negative("MLARTIFACTS_RETRY_BACKOFF", d.retry_backoff, environ),

@@ -201,7 +201,8 @@ def upload_stream_parts(
     """Write a stream of unknown length, as multipart once it outgrows one part.
 
     A stream shorter than one part goes to the backend's ``write`` in one piece.
-    At most ``max_workers`` parts are buffered or in flight at any time.
+    At most ``stream_parts_in_flight`` parts (and never more than ``max_workers``)
+    are buffered or uploading at any time, plus the one being read.
     """
     part_size = limits.part_size_for(size_hint or 0, limits.part_size or settings.multipart_chunksize)
     where = backend.where(path)
@@ -228,7 +229,7 @@ def upload_stream_parts(
         log.info("%s: multipart refused; writing in one stream", where)
         backend.write(path, _counted(itertools.chain([first, second], parts_iter), progress))
         return
-    slots = threading.BoundedSemaphore(settings.max_workers)
+    slots = threading.BoundedSemaphore(min(settings.max_workers, settings.stream_parts_in_flight))
     futures: list[Future[Part]] = []
 
     def send(number: int, data: bytes) -> Part:
