@@ -27,6 +27,11 @@ SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
     "sftp": ({"mlartifacts", "mlartifacts-nfs", "mlartifacts-sftp", "paramiko"}, ("paramiko",)),
     # The standard library's ftplib: no SDK at all.
     "ftp": ({"mlartifacts", "mlartifacts-nfs", "mlartifacts-ftp", "pluggy", "tqdm"}, ()),
+    # Extras combine: exactly those backends and their SDKs.
+    "s3,sftp": (
+        {"mlartifacts", "mlartifacts-nfs", "mlartifacts-s3", "mlartifacts-sftp", "boto3", "paramiko"},
+        ("boto3", "botocore", "s3transfer", "paramiko"),
+    ),
 }
 
 PROBE = """
@@ -89,3 +94,7 @@ def test_core_alone_stores_on_local_disk_without_sdks(venvs: dict[str, Path], ex
 def test_ftp_adds_only_its_plugin(venvs: dict[str, Path]) -> None:
     # ftplib is the standard library's: mlartifacts[ftp] brings no third-party distribution.
     assert installed(venvs["ftp"]) - installed(venvs[""]) == {"mlartifacts-ftp"}
+
+
+def test_combined_extras_are_the_union_of_their_parts(venvs: dict[str, Path]) -> None:
+    assert installed(venvs["s3,sftp"]) == installed(venvs["s3"]) | installed(venvs["sftp"])

@@ -18,6 +18,7 @@ import pytest
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 
+from mlartifacts.server import hash_password
 from mlartifacts.testing.servers import ServerProcess, free_port, http_ok, wait_for
 
 API = "/api/2.0/mlflow-artifacts/artifacts"
@@ -109,3 +110,16 @@ def client_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
     plugin.server_info.clear()
     return monkeypatch
+
+
+@pytest.fixture
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """`mlartifacts server` with Basic users (alice plain, bob hashed) and a bearer token."""
+    tmp = tmp_path_factory.mktemp("auth")
+    (tmp / "users").write_text(f"alice:wonderland\nbob:{hash_password('builder', iterations=1000)}\n")
+    (tmp / "tokens").write_text("# one per line\nsecret-token\n")
+    proc = start_cli_server(tmp, "--users-file", str(tmp / "users"), "--tokens-file", str(tmp / "tokens"))
+    try:
+        yield RunningServer(f"http://127.0.0.1:{proc.port}", tmp / "artifacts", proc)  # type: ignore[attr-defined]
+    finally:
+        proc.stop()

@@ -47,6 +47,10 @@ def test_server_certificate_checks(pki: Path, tmp_path: Path, client_env: pytest
         with ArtifactStore(uri, settings=QUICK) as store:
             store.write_bytes("a.txt", b"verified")
         client_env.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+        client_env.setenv("REQUESTS_CA_BUNDLE", str(pki / "ca.pem"))  # requests' own variable, too
+        with ArtifactStore(uri, settings=QUICK) as store:
+            assert store.read_bytes("a.txt") == b"verified"
+        client_env.delenv("REQUESTS_CA_BUNDLE")
         client_env.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
         with ArtifactStore(uri, settings=QUICK) as store:
             assert store.read_bytes("a.txt") == b"verified"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,9 @@ import requests
 from mlartifacts import ArtifactStore
 from mlartifacts.client._uri import resolve
 from mlartifacts.errors import ConfigError, InvalidUri, NotFound, TransientError, Unauthenticated
-from mlartifacts.server import hash_password
 from mlartifacts.testing.contract import ArtifactStoreContract, random_bytes, read_tree, write_tree
 
-from .conftest import API, RunningServer, start_cli_server
+from .conftest import API, RunningServer
 
 
 class TestProxyClient(ArtifactStoreContract):
@@ -108,18 +106,6 @@ def test_listing_from_a_hostile_server_is_sanitized(tmp_path: Path, client_env: 
     with serve_app(Starlette(routes=[Route(API, listing)])) as url:
         store = ArtifactStore(f"{url}{API}/run")
         assert [f.path for f in store.list_artifacts()] == ["ok.txt"]
-
-
-@pytest.fixture
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("auth")
-    (tmp / "users").write_text(f"alice:wonderland\nbob:{hash_password('builder', iterations=1000)}\n")
-    (tmp / "tokens").write_text("# one per line\nsecret-token\n")
-    proc = start_cli_server(tmp, "--users-file", str(tmp / "users"), "--tokens-file", str(tmp / "tokens"))
-    try:
-        yield RunningServer(f"http://127.0.0.1:{proc.port}", tmp / "artifacts", proc)  # type: ignore[attr-defined]
-    finally:
-        proc.stop()
 
 
 ROUTES = [

@@ -24,7 +24,7 @@ from .. import paths
 from .._types import Capabilities, FileInfo, GiB, MultipartLimits, Part
 from ..errors import ArtifactError, BackendError, IntegrityError, NotFound, NotSupported
 from ..hookspecs import Progress, hookimpl
-from ._http import ServerInfo, allow_insecure, check, session, transport_error
+from ._http import ServerInfo, allow_insecure, check, request, transport_error
 from ._settings import ClientSettings
 from ._uri import HttpRoot, resolve
 
@@ -95,7 +95,7 @@ class ArtifactsServiceClient:
         s = root.settings
         headers = {**s.headers, **kwargs.pop("headers", {})}
         try:
-            response = session().request(
+            response = request(
                 method,
                 url,
                 headers=headers,
@@ -116,8 +116,13 @@ class ArtifactsServiceClient:
     ) -> Any:
         """A request to presigned storage: no service credentials, storage TLS settings."""
         try:
-            response = session().request(
-                method, url, verify=root.settings.storage_verify, timeout=root.settings.timeout, **kwargs
+            response = request(
+                method,
+                url,
+                verify=root.settings.storage_verify,
+                timeout=root.settings.timeout,
+                netrc=False,  # the URL's signature is its login
+                **kwargs,
             )
         except Exception as exc:
             raise transport_error(exc, what) from exc
