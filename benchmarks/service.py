@@ -1,6 +1,7 @@
 """Through-proxy transfers: `mlartifacts server` and our client vs MLflow's server and client.
 
     uv run python benchmarks/service.py [--size-mib 1024] [--files 1000] [--repeat 3]
+                                        [--cases upload-file,download-file,upload-tree,download-tree]
 
 MLflow's side is `mlflow server --artifacts-only` with MLflow's own client, from
 tools/venvs/mlflow (scripts/install builds it). Both servers store on the same
@@ -148,7 +149,13 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--cases",
+        default="upload-file,download-file,upload-tree,download-tree",
+        help="comma-separated subset of the cases to run",
+    )
     args = parser.parse_args()
+    wanted = set(args.cases.split(","))
     if not (MLFLOW_BIN / "mlflow").exists():
         raise SystemExit("tools/venvs/mlflow is missing: run scripts/install")
 
@@ -159,7 +166,7 @@ def main() -> None:
         tree.mkdir(parents=True)
         block = os.urandom(8 << 20)
         with open(big, "wb") as f:
-            for _ in range(args.size_mib // 8):
+            for _ in range(args.size_mib // 8 if wanted & {"upload-file", "download-file"} else 0):
                 f.write(block)
         for i in range(args.files):
             (tree / f"d{i % 20:02}").mkdir(exist_ok=True)
@@ -171,6 +178,7 @@ def main() -> None:
             ("upload", "tree", f"{args.files} x 10 KiB tree", args.files, "files/s"),
             ("download", "tree", f"{args.files} x 10 KiB tree", args.files, "files/s"),
         ]
+        cases = [case for case in cases if f"{case[0]}-{case[1]}" in wanted]
         print(f"{'case':<34} {'tool':<8} {'seconds':>8} {'rate':>14} {'client RSS':>11} {'server RSS':>11}")
         for direction, kind, title, amount, unit in cases:
             results: dict[str, tuple[list[float], list[float], list[float]]] = {
