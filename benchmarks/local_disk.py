@@ -18,7 +18,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from _common import make_inputs, measure
 
 WORKER = r"""
 import os, shutil, sys
@@ -45,53 +46,6 @@ elif op == "shutil-tree":
 else:
     raise SystemExit(f"unknown op {op}")
 """
-
-
-def _hwm_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run ``cmd``; return (seconds, peak RSS in MiB) of that child alone.
-
-    Peak RSS is the child's VmHWM, sampled every 2 ms: unlike ru_maxrss, it belongs
-    to the program's own memory map, so it does not inherit this launcher's memory
-    across exec.
-    """
-    os.sync()  # start every run with no dirty pages left by the previous one
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _hwm_kib(proc.pid))
-        time.sleep(0.002)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd} failed with {proc.returncode}")
-    return elapsed, peak / 1024
-
-
-def make_inputs(base: str, size_mib: int, files: int) -> tuple[str, str]:
-    big = os.path.join(base, "input", "big.bin")
-    tree = os.path.join(base, "input", "tree")
-    os.makedirs(tree)
-    block = os.urandom(8 << 20)
-    with open(big, "wb") as f:
-        for _ in range(size_mib // 8):
-            f.write(block)
-    for i in range(files):
-        sub = os.path.join(tree, f"d{i % 20:02}")
-        os.makedirs(sub, exist_ok=True)
-        with open(os.path.join(sub, f"f{i:04}.bin"), "wb") as f:
-            f.write(os.urandom(10 * 1024))
-    return big, tree
 
 
 def main() -> None:

@@ -32,9 +32,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
+
+from _common import make_inputs, measure
 
 from mlartifacts.testing.servers import ServerProcess, find_executable, free_port, wait_for
 
@@ -91,46 +92,6 @@ elif tool == "mlflow":
 else:
     raise SystemExit(f"unknown tool {tool}")
 """
-
-
-def _hwm_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run ``cmd``; return (seconds, peak RSS in MiB) of that child alone."""
-    os.sync()
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _hwm_kib(proc.pid))
-        time.sleep(0.002)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[3:])} failed with {proc.returncode}")  # tool, op, src, dst
-    return elapsed, peak / 1024
-
-
-def make_inputs(base: Path, size_mib: int, files: int) -> tuple[Path, Path]:
-    big, tree = base / "input" / "big.bin", base / "input" / "tree"
-    tree.mkdir(parents=True)
-    block = os.urandom(8 << 20)
-    with open(big, "wb") as f:
-        for _ in range(size_mib // 8):
-            f.write(block)
-    for i in range(files):
-        sub = tree / f"d{i % 20:02}"
-        sub.mkdir(exist_ok=True)
-        (sub / f"f{i:04}.bin").write_bytes(os.urandom(10 * 1024))
-    return big, tree
 
 
 def mlflow_python(explicit: str | None) -> str:
@@ -205,7 +166,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="mlartifacts-s3-bench-", dir=args.dir))
     server, sockets = None, []
     try:
-        big, tree = make_inputs(base, args.size_mib, args.files)
+        big, tree = (Path(p) for p in make_inputs(str(base), args.size_mib, args.files))
         server, endpoint, sockets = start_seaweedfs(base / "seaweedfs")
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_", "MLARTIFACTS_"))},

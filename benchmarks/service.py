@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import make_inputs, peak_rss_mib
+
 REPO = Path(__file__).resolve().parents[1]
 MLFLOW_BIN = REPO / "tools" / "venvs" / "mlflow" / "bin"
 API = "/api/2.0/mlflow-artifacts/artifacts"
@@ -76,19 +78,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def hwm_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0.0
-
-
 def tree_hwm_mib(pid: int) -> float:
     """Peak RSS of a process plus its children (MLflow's server runs uvicorn workers)."""
-    total = hwm_mib(pid)
+    total = peak_rss_mib(pid)
     children = Path(f"/proc/{pid}/task/{pid}/children")
     if children.exists():
         for child in children.read_text().split():
@@ -136,7 +128,7 @@ def run_client(tool: str, op: str, url: str, local: str) -> tuple[float, float]:
     proc = subprocess.Popen([python, "-c", code, op, url, local], env=ENV, stdout=subprocess.PIPE)
     peak = 0.0
     while proc.poll() is None:
-        peak = max(peak, hwm_mib(proc.pid))
+        peak = max(peak, peak_rss_mib(proc.pid))
         time.sleep(0.005)
     out = proc.stdout.read() if proc.stdout else b""
     if proc.returncode != 0:
@@ -161,16 +153,8 @@ def main() -> None:
 
     base = Path(tempfile.mkdtemp(prefix="mlartifacts-service-bench-"))
     try:
-        big = base / "input" / "big.bin"
-        tree = base / "input" / "tree"
-        tree.mkdir(parents=True)
-        block = os.urandom(8 << 20)
-        with open(big, "wb") as f:
-            for _ in range(args.size_mib // 8 if wanted & {"upload-file", "download-file"} else 0):
-                f.write(block)
-        for i in range(args.files):
-            (tree / f"d{i % 20:02}").mkdir(exist_ok=True)
-            (tree / f"d{i % 20:02}" / f"f{i:04}.bin").write_bytes(os.urandom(10 * 1024))
+        file_cases = wanted & {"upload-file", "download-file"}
+        big, tree = (Path(p) for p in make_inputs(str(base), args.size_mib if file_cases else 0, args.files))
 
         cases = [
             ("upload", "file", f"{args.size_mib} MiB file", args.size_mib, "MiB/s"),

@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_disk import make_inputs, measure
+from _common import make_inputs, measure
 
 from mlartifacts.testing.servers import ServerProcess, find_executable, free_port, tcp_open, wait_for
 

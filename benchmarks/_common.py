@@ -1,0 +1,57 @@
+"""What the benchmarks here share: their inputs, and timing a child process with its peak RSS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The peak RSS (VmHWM) of a running process, in MiB; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd``; return (seconds, peak RSS in MiB) of that child alone.
+
+    Peak RSS is the child's VmHWM, sampled every 2 ms: unlike ru_maxrss, it belongs
+    to the program's own memory map, so it does not inherit this launcher's memory
+    across exec.
+    """
+    os.sync()  # start every run with no dirty pages left by the previous one
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, peak_rss_mib(proc.pid))
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        shown = " ".join(arg for arg in cmd if "\n" not in arg)  # without the inline worker code
+        raise SystemExit(f"{shown} failed with {proc.returncode}")
+    return elapsed, peak
+
+
+def make_inputs(base: str, size_mib: int, files: int) -> tuple[str, str]:
+    """A ``size_mib`` file of random bytes and a tree of ``files`` 10 KiB files in 20 folders."""
+    big = os.path.join(base, "input", "big.bin")
+    tree = os.path.join(base, "input", "tree")
+    os.makedirs(tree)
+    block = os.urandom(8 << 20)
+    with open(big, "wb") as f:
+        for _ in range(size_mib // 8):
+            f.write(block)
+    for i in range(files):
+        sub = os.path.join(tree, f"d{i % 20:02}")
+        os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, f"f{i:04}.bin"), "wb") as f:
+            f.write(os.urandom(10 * 1024))
+    return big, tree
