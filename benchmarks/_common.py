@@ -1,11 +1,41 @@
-"""What the benchmarks here share: their inputs, and timing a child process with its peak RSS."""
+"""What the benchmarks here share: their inputs, run directories, child environments, and
+timing a child process with its peak RSS."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import time
 from pathlib import Path
+
+_RUNS = itertools.count()
+
+
+def run_dir(base: str | Path, name: str) -> Path:
+    """A new, empty directory for one measured run, left in place until the benchmark ends.
+
+    Deleting the previous run's thousands of files just before the next run makes
+    ext4 slow to create files for minutes (it skips recently freed inodes, reading
+    inode tables to find them), which would charge the harness's deletions to
+    whichever tool runs next. So runs never reuse directories, and trees are removed
+    only with ``base``, at the end (a run that made one big file may go at once).
+    """
+    path = Path(base) / f"{name}-{next(_RUNS)}"
+    path.mkdir(parents=True)
+    return path
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment for a measured child, with Python's bytecode cache allowed.
+
+    Installed packages come with compiled bytecode; a shell that sets
+    ``PYTHONDONTWRITEBYTECODE`` would otherwise make every run recompile every module
+    it imports (both tools alike, but not what their users see).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(extra)
+    return env
 
 
 def peak_rss_mib(pid: int) -> float:

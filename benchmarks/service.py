@@ -22,18 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import make_inputs, peak_rss_mib
+from _common import child_env, make_inputs, peak_rss_mib, run_dir
 
 REPO = Path(__file__).resolve().parents[1]
 MLFLOW_BIN = REPO / "tools" / "venvs" / "mlflow" / "bin"
 API = "/api/2.0/mlflow-artifacts/artifacts"
 # No telemetry from MLflow (it would also wait on this machine's closed network), no bars.
-ENV = {
-    **os.environ,
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-}
+ENV = child_env(
+    MLFLOW_DISABLE_TELEMETRY="true",
+    DO_NOT_TRACK="true",
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+)
 
 OURS = r"""
 import os, sys, time
@@ -171,20 +170,16 @@ def main() -> None:
             }
             for _ in range(args.repeat):
                 for tool in ("ours", "mlflow"):
-                    destination = base / f"dest-{tool}"
-                    shutil.rmtree(destination, ignore_errors=True)
-                    run_dir = destination / "bench"
-                    run_dir.mkdir(parents=True)
+                    destination = run_dir(base, f"dest-{tool}")
+                    run_path = destination / "bench"
+                    run_path.mkdir()
+                    local = str(big if kind == "file" else tree)
                     if direction == "download":  # put the data there beforehand
                         if kind == "file":
-                            shutil.copyfile(big, run_dir / "big.bin")
+                            shutil.copyfile(big, run_path / "big.bin")
                         else:
-                            shutil.copytree(tree, run_dir / "tree")
-                    local = str(big if kind == "file" else tree)
-                    if direction == "download":
-                        local = str(base / f"out-{tool}")
-                        shutil.rmtree(local, ignore_errors=True)
-                        os.makedirs(local)
+                            shutil.copytree(tree, run_path / "tree")
+                        local = str(run_dir(base, f"out-{tool}"))
                     server, port = start_server(tool, destination, base / f"{tool}-server.log")
                     try:
                         url = f"http://127.0.0.1:{port}{API}/bench"
@@ -196,6 +191,10 @@ def main() -> None:
                     results[tool][0].append(seconds)
                     results[tool][1].append(client_rss)
                     results[tool][2].append(server_rss)
+                    if kind == "file":  # gigabytes, but one inode: freeing it costs the next run nothing
+                        shutil.rmtree(destination)
+                        if direction == "download":
+                            shutil.rmtree(local)
             medians = {tool: statistics.median(r[0]) for tool, r in results.items()}
             for tool, (_, client, srv) in results.items():
                 print(

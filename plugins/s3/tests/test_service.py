@@ -252,14 +252,16 @@ def test_failed_part_aborts_the_upload(
     client.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
     run = uuid.uuid4().hex
     (tmp_path / "model.bin").write_bytes(random_bytes(12 * MiB))
-    original = requests.Session.request
+    from mlartifacts.client import _plugin
 
-    def corrupt_part_two(self: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
+    original = _plugin.request
+
+    def corrupt_part_two(method: str, url: str, **kwargs: Any) -> Any:
         if method == "PUT" and "partNumber=2" in url:
             url = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")  # storage refuses the signature
-        return original(self, method, url, **kwargs)
+        return original(method, url, **kwargs)
 
-    client.setattr(requests.Session, "request", corrupt_part_two)
+    client.setattr(_plugin, "request", corrupt_part_two)
     settings = Settings(max_retries=1, retry_backoff=0.01)
     with (
         ArtifactStore(f"{service.url}{API}/artifacts/7/{run}", settings=settings) as store,

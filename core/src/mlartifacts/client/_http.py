@@ -1,57 +1,155 @@
-"""HTTP plumbing for the client: pooled sessions, the error table, server-info discovery."""
+"""HTTP plumbing for the client, on urllib3: pooled connections, the error table, server-info.
+
+Requests go straight to urllib3's pools. requests' own per-request work (merging
+settings, preparing the request, re-reading the environment, runtime protocol
+checks) cost more CPU than the HTTP exchange itself for a 10 KiB artifact; what
+it reads from the environment is still honoured, looked up once per host with
+requests' own helpers.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from urllib.parse import urlencode, urlsplit
 
 from .. import errors
 from .._redact import redact_signatures
+from .._version import __version__
 from ..config import env_int
 
 if TYPE_CHECKING:
-    import requests
+    import urllib3
 
 __all__ = [
+    "Response",
     "ServerInfo",
     "allow_insecure",
     "check",
     "close_sessions",
     "request",
-    "session",
     "transport_error",
 ]
 
 _RETRIABLE = {408, 429, 500, 502, 503, 504}
-_SESSIONS: dict[int, requests.Session] = {}
+_BLOCK = 1024 * 1024  # request bodies go out in 1 MiB writes, not http.client's 8 KiB
+_USER_AGENT = f"mlartifacts/{__version__}"
+_MANAGERS: dict[tuple[str | None, bool | str, str | None], urllib3.PoolManager] = {}
 _LOCK = threading.Lock()
 
 
-def session(pool_size: int | None = None) -> requests.Session:
-    """A requests session with a connection pool as large as the engine's concurrency.
+class Response:
+    """An HTTP response, with the names the client uses (as requests names them).
 
-    Retries are the engine's job (with backoff and deadlines), so the session
-    itself never retries.
+    Bodies are read up front unless the request asked for a stream; a streamed
+    response gives its connection back to the pool once read to the end, and
+    closes it if dropped midway.
     """
-    size = max(pool_size or env_int("MLARTIFACTS_MAX_WORKERS", 10, minimum=1) * 2, 10)
-    found = _SESSIONS.get(size)
+
+    __slots__ = ("_consumed", "_raw", "headers", "status_code")
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, streamed: bool) -> None:
+        self._raw = raw
+        self._consumed = not streamed
+        self.status_code = raw.status
+        self.headers: Mapping[str, str] = raw.headers
+
+    @property
+    def content(self) -> bytes:
+        if not self._consumed:
+            self._raw.read(decode_content=True, cache_content=True)
+            self._consumed = True
+            self._raw.release_conn()
+        return self._raw.data or b""
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def iter_content(self, size: int) -> Iterator[bytes]:
+        """The body in blocks of up to ``size`` bytes, decoded as the server encoded it."""
+        if self._consumed:
+            yield self.content
+            return
+        yield from self._raw.stream(size, decode_content=True)
+        self._consumed = True
+        self._raw.release_conn()
+
+    def close(self) -> None:
+        if not self._consumed:
+            self._raw.close()  # the rest of the body is unread: the connection cannot be reused
+        self._raw.release_conn()
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pool_size() -> int:
+    return max(env_int("MLARTIFACTS_MAX_WORKERS", 10, minimum=1) * 2, 10)
+
+
+def _tls_options(verify: bool | str, cert: str | None) -> dict[str, Any]:
+    if verify is False:
+        options: dict[str, Any] = {"cert_reqs": "CERT_NONE", "assert_hostname": False}
+    elif isinstance(verify, str):
+        options = {"cert_reqs": "CERT_REQUIRED"}
+        options["ca_cert_dir" if os.path.isdir(verify) else "ca_certs"] = verify
+    else:
+        import certifi  # the CA bundle requests (and so MLflow's client) trusts by default
+
+        options = {"cert_reqs": "CERT_REQUIRED", "ca_certs": certifi.where()}
+    if cert:
+        options["cert_file"] = cert  # one PEM with the certificate and its key, as requests takes it
+    return options
+
+
+def _manager(proxy: str | None, verify: bool | str, cert: str | None) -> urllib3.PoolManager:
+    """The pool manager for one proxy and TLS setup: connections to each host are reused.
+
+    Retries are the engine's job (with backoff and deadlines), so urllib3 never
+    retries; it follows redirects, as requests did.
+    """
+    key = (proxy, verify, cert)
+    found = _MANAGERS.get(key)
     if found is not None:
         return found
     with _LOCK:
-        found = _SESSIONS.get(size)
+        found = _MANAGERS.get(key)
         if found is None:
-            import requests
+            import urllib3
 
-            found = requests.Session()
-            found.trust_env = False  # the environment is read once per host by request()
-            adapter = _Adapter(pool_connections=4, pool_maxsize=size, max_retries=0)
-            found.mount("http://", adapter)
-            found.mount("https://", adapter)
-            _SESSIONS[size] = found
+            options: dict[str, Any] = {
+                "num_pools": 16,
+                "maxsize": _pool_size(),
+                "block": False,
+                "blocksize": _BLOCK,
+                **_tls_options(verify, cert),
+            }
+            if proxy is None:
+                found = urllib3.PoolManager(**options)
+            elif proxy.lower().startswith("socks"):
+                try:
+                    from urllib3.contrib.socks import SOCKSProxyManager
+                except ImportError:
+                    raise errors.ConfigError(
+                        f"the SOCKS proxy {proxy} needs PySocks (pip install 'urllib3[socks]')"
+                    ) from None
+                found = SOCKSProxyManager(proxy, **options)
+            else:
+                parts = urllib3.util.parse_url(proxy)
+                headers = urllib3.util.make_headers(proxy_basic_auth=parts.auth) if parts.auth else None
+                found = urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
+            _MANAGERS[key] = found
         return found
 
 
@@ -60,25 +158,25 @@ _ENV_NAMES = (
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
     "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC", "HOME",
 )  # fmt: skip
-_ENVIRONMENTS: dict[tuple[object, ...], tuple[dict[str, str], tuple[str, str] | None, str | None]] = {}
+_ENVIRONMENTS: dict[tuple[object, ...], tuple[str | None, tuple[str, str] | None, str | None]] = {}
 
 
-def _environment(url: str) -> tuple[dict[str, str], tuple[str, str] | None, str | None]:
-    """The proxies, netrc login and CA bundle requests would take from the environment for ``url``.
+def _environment(url: str) -> tuple[str | None, tuple[str, str] | None, str | None]:
+    """The proxy, netrc login and CA bundle requests would take from the environment for ``url``.
 
-    requests looks them up on every request (scanning the whole environment twice
-    and reading ~/.netrc): a millisecond per small file. Here they are looked up
-    once per host and environment.
+    Looked up with requests' helpers (``NO_PROXY`` with CIDR ranges, ~/.netrc), once
+    per host and environment rather than on every request.
     """
     parts = urlsplit(url)
-    key = (parts.scheme, parts.netloc, *(os.environ.get(name) for name in _ENV_NAMES))
+    key = (parts.scheme, parts.netloc, *map(os.environ.get, _ENV_NAMES))
     found = _ENVIRONMENTS.get(key)
     if found is None:
         from requests.utils import get_environ_proxies, get_netrc_auth
 
         proxies = get_environ_proxies(url)
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        found = (proxies, get_netrc_auth(url), ca_bundle)
+        found = (proxy or None, get_netrc_auth(url), ca_bundle)
         if len(_ENVIRONMENTS) > 256:
             _ENVIRONMENTS.clear()
         _ENVIRONMENTS[key] = found
@@ -89,25 +187,56 @@ def request(
     method: str,
     url: str,
     *,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+    data: Any = None,
+    json_body: Any = None,
     verify: bool | str = True,
-    headers: dict[str, str] | None = None,
+    cert: str | None = None,
+    timeout: float | None = None,
+    stream: bool = False,
     netrc: bool = True,
-    **kwargs: Any,
-) -> requests.Response:
-    """One request on the pooled session, honouring the environment as requests does.
+) -> Response:
+    """One request on the pooled connections, honouring the environment as requests does.
 
     Proxies (``HTTPS_PROXY``, ``NO_PROXY``...) and ``REQUESTS_CA_BUNDLE`` apply as in
     requests; a ~/.netrc login is sent only when no Authorization header is and
     ``netrc`` is true (never to presigned storage URLs, whose signature is the login).
+    ``data`` is bytes, a file object (give Content-Length in ``headers``), or an
+    iterable of bytes (sent chunked).
     """
-    proxies, netrc_login, ca_bundle = _environment(url)
+    import urllib3
+
+    proxy, netrc_login, ca_bundle = _environment(url)
     if verify is True and ca_bundle:
         verify = ca_bundle
-    auth = None
-    if netrc and netrc_login and not any(k.lower() == "authorization" for k in headers or ()):
-        auth = netrc_login
-    return session().request(
-        method, url, headers=headers, verify=verify, proxies=proxies, auth=auth, **kwargs
+    sent = {"User-Agent": _USER_AGENT, **(headers or {})}
+    if netrc and netrc_login and not any(k.lower() == "authorization" for k in sent):
+        sent.update(urllib3.util.make_headers(basic_auth=":".join(netrc_login)))
+    if params:
+        url += ("&" if "?" in url else "?") + urlencode(params)
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        sent["Content-Type"] = "application/json"
+    raw = _manager(proxy, verify, cert).urlopen(
+        method,
+        url,
+        body=data,
+        headers=sent,
+        timeout=timeout,
+        retries=_no_retries(),
+        preload_content=not stream,
+        decode_content=True,
+    )
+    return Response(raw, streamed=stream)
+
+
+@functools.cache
+def _no_retries() -> urllib3.Retry:
+    import urllib3
+
+    return urllib3.Retry(
+        total=None, connect=0, read=0, status=0, other=0, redirect=10, raise_on_redirect=False
     )
 
 
@@ -130,7 +259,7 @@ def allow_insecure(reason: str) -> None:
         _insecure_noted = True
 
 
-def check(response: requests.Response, what: str, accept: tuple[int, ...] = ()) -> requests.Response:
+def check(response: Response, what: str, accept: tuple[int, ...] = ()) -> Response:
     """Raise the core's error for a failed response (unless its status is in ``accept``)."""
     status = response.status_code
     if status < 400 or status in accept:
@@ -162,42 +291,32 @@ def check(response: requests.Response, what: str, accept: tuple[int, ...] = ()) 
     raise errors.BackendError(text)
 
 
-def transport_error(exc: Exception, what: str) -> errors.ArtifactError:
-    """The core's error for a failure below HTTP (refused connection, reset, timeout, TLS)."""
-    import requests
+def transport_error(exc: Exception, what: str, url: str | None = None) -> errors.ArtifactError:
+    """The core's error for a failure below HTTP (refused connection, reset, timeout, TLS).
 
-    detail = redact_signatures(str(exc))  # requests puts the whole URL in its messages
-    if isinstance(exc, requests.exceptions.SSLError):
-        return errors.BackendError(f"{what}: TLS failed: {detail}")
-    if isinstance(exc, requests.exceptions.RequestException):
-        return errors.TransientError(f"{what}: {type(exc).__name__}: {detail}")
-    return errors.BackendError(f"{what}: {type(exc).__name__}: {detail}")
+    Names the URL it failed on (signatures masked) when given: for a presigned
+    storage URL, that is the only place the storage host appears.
+    """
+    from urllib3.exceptions import HTTPError, MaxRetryError, SSLError
+
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        exc = exc.reason  # the failure itself, not urllib3's "retries exhausted" wrapper
+    where = f" ({redact_signatures(url)})" if url else ""
+    detail = redact_signatures(str(exc))
+    if isinstance(exc, SSLError) or "CERTIFICATE_VERIFY_FAILED" in detail:
+        return errors.BackendError(f"{what}: TLS failed{where}: {detail}")
+    if isinstance(exc, (HTTPError, OSError)):
+        return errors.TransientError(f"{what}: {type(exc).__name__}{where}: {detail}")
+    return errors.BackendError(f"{what}: {type(exc).__name__}{where}: {detail}")
 
 
 def close_sessions() -> None:
     """Close every pooled connection (e.g. after a fork, or before a server goes away)."""
     with _LOCK:
-        sessions = list(_SESSIONS.values())
-        _SESSIONS.clear()
-    for found in sessions:
-        found.close()
-
-
-def _adapter_class() -> Any:
-    from requests.adapters import HTTPAdapter
-
-    class Adapter(HTTPAdapter):
-        """Sends request bodies in 1 MiB blocks instead of urllib3's default 16 KiB."""
-
-        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["blocksize"] = 1024 * 1024
-            super().init_poolmanager(*args, **kwargs)
-
-    return Adapter
-
-
-def _Adapter(**kwargs: Any) -> Any:
-    return _adapter_class()(**kwargs)
+        managers = list(_MANAGERS.values())
+        _MANAGERS.clear()
+    for manager in managers:
+        manager.clear()
 
 
 class ServerInfo:
@@ -232,7 +351,3 @@ class ServerInfo:
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
-
-
-def dumps(value: Any) -> bytes:
-    return json.dumps(value).encode()

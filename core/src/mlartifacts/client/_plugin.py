@@ -31,7 +31,18 @@ from ._uri import HttpRoot, resolve
 __all__ = ["ArtifactsServiceClient", "Root"]
 
 _CHUNK = 1024 * 1024
+_PAGE = 1000  # entries per page of a recursive listing
 _PRESIGNED_REUSE = 120.0  # seconds a presigned download URL is reused (the server grants 300 by default)
+
+
+def _safe_name(name: str, nested: bool) -> bool:
+    """Whether a name from a listing stays where it was listed (a hostile server could say ``../x``)."""
+    if not name or name.startswith("/") or "\\" in name or "\0" in name:
+        return False
+    parts = name.split("/")
+    if not nested and len(parts) > 1:
+        return False
+    return all(part not in ("", ".", "..") for part in parts)
 
 
 @dataclass(frozen=True)
@@ -49,15 +60,11 @@ class _Upload:
 
 
 class _Reading:
-    """A file object for requests: reports progress, and has a length (so Content-Length is sent)."""
+    """A file object to send as a request body, reporting progress as it is read."""
 
-    def __init__(self, f: IO[bytes], size: int, progress: Progress) -> None:
+    def __init__(self, f: IO[bytes], progress: Progress) -> None:
         self._f = f
-        self._size = size
         self._progress = progress
-
-    def __len__(self) -> int:
-        return self._size
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(_CHUNK if n is None or n < 0 else max(n, _CHUNK))
@@ -108,7 +115,7 @@ class ArtifactsServiceClient:
         except ArtifactError:
             raise
         except Exception as exc:
-            raise transport_error(exc, what) from exc
+            raise transport_error(exc, what, url) from exc
         return check(response, what, accept)
 
     def _storage(
@@ -125,7 +132,7 @@ class ArtifactsServiceClient:
                 **kwargs,
             )
         except Exception as exc:
-            raise transport_error(exc, what) from exc
+            raise transport_error(exc, what, url) from exc
         return check(response, what, accept)
 
     def _multipart_uploads(self, root: Root) -> bool:
@@ -140,20 +147,26 @@ class ArtifactsServiceClient:
             return forced
         return root.http.proxied and self._info(root).get("multipart_downloads_enabled") is True
 
-    def _children(self, root: Root, full: str) -> list[dict[str, Any]]:
-        """The raw entries of one directory on the server (every page)."""
+    def _children(self, root: Root, full: str, recursive: bool = False) -> list[dict[str, Any]]:
+        """The raw entries of one directory on the server (every page).
+
+        With ``recursive`` (only for servers that advertise it), every file below
+        ``full``, named by its relative path, in pages of ``_PAGE``.
+        """
         params: dict[str, str] = {"path": full}
+        if recursive:
+            params.update(recursive="true", max_results=str(_PAGE))
         found: list[dict[str, Any]] = []
         while True:
             body = self._request(root, "GET", root.http.list_url, f"list {full or '/'}", params=params).json()
             for entry in body.get("files", []) if isinstance(body, dict) else []:
                 name = entry.get("path") if isinstance(entry, dict) else None
-                if isinstance(name, str) and name and "/" not in name and name not in (".", ".."):
+                if isinstance(name, str) and _safe_name(name, recursive):
                     found.append(entry)
             token = body.get("next_page_token") if isinstance(body, dict) else None
             if not token:
                 return found
-            params = {"path": full, "page_token": token}
+            params = {**params, "page_token": token}
 
     def _presigned_url(self, root: Root, path: str) -> tuple[str, dict[str, str]]:
         full = root.http.full(path)
@@ -221,6 +234,12 @@ class ArtifactsServiceClient:
 
     @hookimpl(specname="list")
     def list_entries(self, root: Root, path: str, recursive: bool) -> Iterator[FileInfo]:
+        if recursive and self._info(root).get("mlartifacts", {}).get("recursive_listing") is True:
+            # Our server lists a whole tree in one request per page, not one per directory.
+            for entry in self._children(root, root.http.full(path), recursive=True):
+                if not entry.get("is_dir"):
+                    yield FileInfo(paths.join(path, entry["path"]), False, int(entry.get("file_size") or 0))
+            return
         pending = [path]
         while pending:
             current = pending.pop()
@@ -244,8 +263,8 @@ class ArtifactsServiceClient:
                 "PUT",
                 root.http.url("artifacts", path),
                 f"upload {root.http.full(path)}",
-                data=_Reading(f, size, progress),
-                headers={"Content-Type": kind},
+                data=_Reading(f, progress),
+                headers={"Content-Type": kind, "Content-Length": str(size)},
             )
 
     @hookimpl
@@ -350,7 +369,7 @@ class ArtifactsServiceClient:
             "POST",
             f"{root.http.api}/mpu/create/{quote(directory)}",
             f"create multipart upload of {full}",
-            json={"path": name, "num_parts": math.ceil(size / part_size)},
+            json_body={"path": name, "num_parts": math.ceil(size / part_size)},
         ).json()
         credentials = {
             int(c["part_number"]): (str(c["url"]), dict(c.get("headers") or {})) for c in body["credentials"]
@@ -390,7 +409,7 @@ class ArtifactsServiceClient:
         if upload.server_id is not None:
             body["upload_id"] = upload.server_id
         self._request(
-            root, "POST", f"{root.http.api}/{route}/{quote(directory)}", f"{route} {full}", json=body
+            root, "POST", f"{root.http.api}/{route}/{quote(directory)}", f"{route} {full}", json_body=body
         )
         with self._lock:
             self._uploads.pop(upload_id, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ class ClientSettings:
             upload_chunk=chunk,
         )
 
-    @property
+    @functools.cached_property
     def headers(self) -> dict[str, str]:
         """The Authorization header for the service (never sent to presigned storage URLs)."""
         if self.basic is not None:

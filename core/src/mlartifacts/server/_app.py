@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, AsyncIterator
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -102,6 +103,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Start the worker-thread machinery now, not on the first request.
+        await anyio.to_thread.run_sync(lambda: None)
         yield
         store.close()
 

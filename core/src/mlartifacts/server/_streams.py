@@ -10,9 +10,12 @@ from starlette.requests import Request
 
 from ..errors import TransferError
 
-__all__ = ["IncompleteBody", "RequestBody", "parse_range"]
+__all__ = ["SMALL_BODY", "IncompleteBody", "RequestBody", "parse_range"]
 
 _BATCH = 1024 * 1024  # hand the engine ~1 MiB at a time: one event-loop hop per MiB, not per TCP read
+#: Bodies up to this size are held whole (no more than one streamed batch) and cross to
+#: a worker thread once, instead of once per batch plus once for the end.
+SMALL_BODY = _BATCH
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
