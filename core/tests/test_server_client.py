@@ -117,6 +117,8 @@ ROUTES = [
     ("POST", "/api/2.0/mlflow-artifacts/mpu/complete/x"),
     ("POST", "/api/2.0/mlflow-artifacts/mpu/abort/x"),
     ("GET", "/api/2.0/mlflow-artifacts/presigned/x/f.txt"),
+    ("POST", "/api/2.0/mlflow-artifacts/batch/upload/x"),
+    ("POST", "/api/2.0/mlflow-artifacts/batch/download/x"),
     ("GET", "/api/3.0/mlflow/server-info"),
     ("GET", "/ajax-api/2.0/mlflow-artifacts/artifacts?path=x"),
 ]

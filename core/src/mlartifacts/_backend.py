@@ -228,6 +228,32 @@ class Backend:
         """Delete the file or tree at ``path``; NotFound when nothing is there."""
         self._call("delete", path)
 
+    # -- batches of small files ----------------------------------------------------------
+
+    def upload_batch(self, path: str, files: Iterable[tuple[str, bytes]]) -> None:
+        """Write small files (names relative to ``path``) in one exchange."""
+        self.require("batch")
+        self._call("upload_batch", path, files=files)
+
+    def download_batch(self, path: str, names: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """The bytes of the files ``names`` (relative to ``path``), each exactly once."""
+        self.require("batch")
+        wanted, seen = set(names), set()
+        found = self._call("download_batch", path, names=names)
+        for name, data in self._iterate("download_batch", path, found):
+            if name not in wanted or name in seen:
+                raise BackendError(
+                    f"download_batch {self.where(path)}: the plugin returned {name!r}, "
+                    + ("twice" if name in seen else "which was not asked for")
+                )
+            seen.add(name)
+            yield name, data
+        if len(seen) != len(wanted):
+            missing = sorted(wanted - seen)
+            raise BackendError(
+                f"download_batch {self.where(path)}: {len(missing)} files missing, e.g. {missing[0]!r}"
+            )
+
     # -- multipart ------------------------------------------------------------------------
 
     def create_multipart(self, path: str, size: int | None = None, part_size: int = 0) -> str:

@@ -104,6 +104,9 @@ class Capabilities:
         list_multipart_uploads: incomplete multipart uploads can be listed (for gc).
         single_stream: one stream moves bytes fastest here (a local filesystem, where
             one kernel-side copy beats parallel ranges), so downloads are not split.
+        batch: ``upload_batch`` / ``download_batch`` move many small files in one
+            exchange (the artifacts service: one request per batch, not one per file),
+            so the engine groups a tree's small files.
     """
 
     ranged_read: bool = False
@@ -111,6 +114,7 @@ class Capabilities:
     server_side_copy: bool = False
     list_multipart_uploads: bool = False
     single_stream: bool = False
+    batch: bool = False
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,13 @@ class Settings:
         stream_parts_in_flight: parts of one stream of unknown length (a server PUT,
             ``ArtifactStore.write``) buffered or uploading at once; bounds its memory to
             about this many parts plus one (``MLARTIFACTS_STREAM_PARTS_IN_FLIGHT``).
+        batch_file_size: files up to this size move in batches where the backend has
+            them (``MLARTIFACTS_BATCH_FILE_SIZE``, at most 16 MiB; 0 turns batches off).
+        batch_files: most files in one batch (``MLARTIFACTS_BATCH_FILES``); trees with
+            fewer small files are split so that every batch slot gets one.
+        batches_in_flight: batches moving at once (``MLARTIFACTS_BATCHES_IN_FLIGHT``, at
+            most ``max_workers``). Each carries many files, so a few hide the latency;
+            more mostly make the two ends' threads contend.
         max_retries: retries after the first attempt of a transient failure
             (``MLARTIFACTS_MAX_RETRIES``).
         retry_backoff: first backoff in seconds, doubled each retry, with full jitter
@@ -208,6 +215,9 @@ class Settings:
     ranged_download_threshold: int = 32 * MiB
     ranged_download_chunksize: int = 16 * MiB
     stream_parts_in_flight: int = 4
+    batch_file_size: int = 1 * MiB
+    batch_files: int = 100
+    batches_in_flight: int = 4
     max_retries: int = 5
     retry_backoff: float = 0.5
     retry_backoff_max: float = 20.0
@@ -231,6 +241,11 @@ class Settings:
             stream_parts_in_flight=env_int(
                 "MLARTIFACTS_STREAM_PARTS_IN_FLIGHT", d.stream_parts_in_flight, environ, minimum=1
             ),
+            batch_file_size=_batch_file_size(environ),
+            batch_files=env_int("MLARTIFACTS_BATCH_FILES", d.batch_files, environ, minimum=1),
+            batches_in_flight=env_int(
+                "MLARTIFACTS_BATCHES_IN_FLIGHT", d.batches_in_flight, environ, minimum=1
+            ),
             max_retries=env_int("MLARTIFACTS_MAX_RETRIES", d.max_retries, environ, minimum=0),
             retry_backoff=_non_negative("MLARTIFACTS_RETRY_BACKOFF", d.retry_backoff, environ),
             retry_backoff_max=_non_negative("MLARTIFACTS_RETRY_BACKOFF_MAX", d.retry_backoff_max, environ),
@@ -244,6 +259,17 @@ class Settings:
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         return replace(self, **changes)
+
+
+#: The largest file a batch carries: batches hold one file at a time in memory.
+MAX_BATCH_FILE_SIZE = 16 * MiB
+
+
+def _batch_file_size(environ: Environ | None) -> int:
+    value = env_bytes("MLARTIFACTS_BATCH_FILE_SIZE", 1 * MiB, environ)
+    if not 0 <= value <= MAX_BATCH_FILE_SIZE:
+        raise ConfigError(f"MLARTIFACTS_BATCH_FILE_SIZE must be between 0 and 16MiB, got {value}")
+    return value
 
 
 def _non_negative(name: str, default: float, environ: Environ | None) -> float:

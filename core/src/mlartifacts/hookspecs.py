@@ -80,6 +80,16 @@ def delete(root: Root, path: str) -> None:
 
 
 @hookspec(firstresult=True)
+def upload_batch(root: Root, path: str, files: Iterable[tuple[str, bytes]]) -> None:
+    """Write small files, given as (name below path, bytes), in one exchange; each atomically."""
+
+
+@hookspec(firstresult=True)
+def download_batch(root: Root, path: str, names: Sequence[str]) -> Iterable[tuple[str, bytes]]:
+    """The bytes of several small files (names below path) in one exchange, as (name, bytes)."""
+
+
+@hookspec(firstresult=True)
 def create_multipart(root: Root, path: str, size: int | None, part_size: int) -> str:
     """Start a multipart upload to path (size None: unknown) and return its upload id."""
 

@@ -190,6 +190,27 @@ def test_small_files_still_go_through_the_server(
     )
 
 
+def test_small_file_trees_go_in_batches_into_s3(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Our client batches a tree's small files; the server writes each as its own S3 object."""
+    run = uuid.uuid4().hex
+    files = {f"d{i % 3}/f{i}.bin": random_bytes(1000 + i, seed=i) for i in range(30)}
+    for rel, data in files.items():
+        (tmp_path / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / rel).write_bytes(data)
+    with ArtifactStore(f"{service.url}{API}/artifacts/9/{run}") as store:
+        store.log_artifacts(str(tmp_path / "src"))
+        out = Path(store.download_artifacts("", str(tmp_path / "dst")))
+    for rel, data in files.items():
+        assert stored(seaweedfs, service, f"9/{run}/{rel}")[0] == data
+        assert (out / rel).read_bytes() == data
+    logged = [line for line in service.requests_logged() if run in line]
+    assert any(line.startswith(f"POST {API}/batch/upload/9/{run}") for line in logged)
+    assert any(line.startswith(f"POST {API}/batch/download/9/{run}") for line in logged)
+    assert not any(line.startswith("PUT ") for line in logged)
+
+
 def test_presigned_get_is_served_by_storage(service: Service, seaweedfs: SeaweedFS) -> None:
     run = uuid.uuid4().hex
     data = random_bytes(3 * MiB + 7)

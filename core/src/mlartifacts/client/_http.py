@@ -165,22 +165,38 @@ def _environment(url: str) -> tuple[str | None, tuple[str, str] | None, str | No
     """The proxy, netrc login and CA bundle requests would take from the environment for ``url``.
 
     Looked up with requests' helpers (``NO_PROXY`` with CIDR ranges, ~/.netrc), once
-    per host and environment rather than on every request.
+    per host and environment rather than on every request, and only when there is
+    something to look up (importing requests costs more than a small transfer).
     """
     parts = urlsplit(url)
-    key = (parts.scheme, parts.netloc, *map(os.environ.get, _ENV_NAMES))
+    environment = tuple(map(os.environ.get, _ENV_NAMES))
+    key = (parts.scheme, parts.netloc, *environment)
     found = _ENVIRONMENTS.get(key)
     if found is None:
-        from requests.utils import get_environ_proxies, get_netrc_auth
+        proxy, login = None, None
+        if any(environment[: _ENV_NAMES.index("REQUESTS_CA_BUNDLE")]):
+            from requests.utils import get_environ_proxies
 
-        proxies = get_environ_proxies(url)
-        proxy = proxies.get(parts.scheme) or proxies.get("all")
+            proxies = get_environ_proxies(url)
+            proxy = proxies.get(parts.scheme) or proxies.get("all")
+        if _netrc_exists():
+            from requests.utils import get_netrc_auth
+
+            login = get_netrc_auth(url)
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        found = (proxy or None, get_netrc_auth(url), ca_bundle)
+        found = (proxy or None, login, ca_bundle)
         if len(_ENVIRONMENTS) > 256:
             _ENVIRONMENTS.clear()
         _ENVIRONMENTS[key] = found
     return found
+
+
+def _netrc_exists() -> bool:
+    """Whether there is a netrc file to read (where requests would look for one)."""
+    if os.environ.get("NETRC"):
+        return True
+    home = os.path.expanduser("~")
+    return any(os.path.exists(os.path.join(home, name)) for name in (".netrc", "_netrc"))
 
 
 def request(

@@ -9,6 +9,7 @@ uploads (parts sent straight to presigned storage URLs) when enabled.
 
 from __future__ import annotations
 
+import io
 import math
 import mimetypes
 import os
@@ -21,7 +22,9 @@ from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
 from .. import paths
+from .._tar import read_members, reader, write_members
 from .._types import Capabilities, FileInfo, GiB, MultipartLimits, Part
+from ..config import MAX_BATCH_FILE_SIZE
 from ..errors import ArtifactError, BackendError, IntegrityError, NotFound, NotSupported
 from ..hookspecs import Progress, hookimpl
 from ._http import ServerInfo, allow_insecure, check, request, transport_error
@@ -32,6 +35,7 @@ __all__ = ["ArtifactsServiceClient", "Root"]
 
 _CHUNK = 1024 * 1024
 _PAGE = 1000  # entries per page of a recursive listing
+_TAR = "application/x-tar"
 _PRESIGNED_REUSE = 120.0  # seconds a presigned download URL is reused (the server grants 300 by default)
 
 
@@ -135,6 +139,11 @@ class ArtifactsServiceClient:
             raise transport_error(exc, what, url) from exc
         return check(response, what, accept)
 
+    def _extension(self, root: Root, name: str) -> bool:
+        """Whether the server is ours and offers ``name`` (a key of its server-info extras)."""
+        extras = self._info(root).get("mlartifacts")
+        return isinstance(extras, dict) and extras.get(name) is True
+
     def _multipart_uploads(self, root: Root) -> bool:
         forced = root.settings.proxy_upload
         if forced is not None:
@@ -202,7 +211,7 @@ class ArtifactsServiceClient:
             return Capabilities()
         # Our server serves Range for every destination; MLflow's does not always.
         ranged = "mlartifacts" in self._info(root) or self._multipart_downloads(root)
-        return Capabilities(ranged_read=ranged)
+        return Capabilities(ranged_read=ranged, batch=self._extension(root, "batch_transfers"))
 
     @hookimpl
     def supports_multipart(self, root: Root | None) -> MultipartLimits | None:
@@ -234,7 +243,7 @@ class ArtifactsServiceClient:
 
     @hookimpl(specname="list")
     def list_entries(self, root: Root, path: str, recursive: bool) -> Iterator[FileInfo]:
-        if recursive and self._info(root).get("mlartifacts", {}).get("recursive_listing") is True:
+        if recursive and self._extension(root, "recursive_listing"):
             # Our server lists a whole tree in one request per page, not one per directory.
             for entry in self._children(root, root.http.full(path), recursive=True):
                 if not entry.get("is_dir"):
@@ -347,6 +356,49 @@ class ArtifactsServiceClient:
                 raise
             except Exception as exc:
                 raise transport_error(exc, f"read {what}") from exc
+
+    # -- batches of small files (our server only) --------------------------------------
+
+    @hookimpl
+    def upload_batch(self, root: Root, path: str, files: Iterable[tuple[str, bytes]]) -> None:
+        full = root.http.full(path)
+        sent = 0
+
+        def members() -> Iterator[tuple[str, int, IO[bytes]]]:
+            nonlocal sent
+            for name, data in files:
+                sent += 1
+                yield name, len(data), io.BytesIO(data)
+
+        url = f"{root.http.api}/batch/upload/{quote(full)}"
+        what = f"upload a batch to {full or '/'}"
+        body = self._request(
+            root, "POST", url, what, data=write_members(members()), headers={"Content-Type": _TAR}
+        ).json()
+        stored = body.get("files") if isinstance(body, dict) else None
+        if stored != sent:
+            raise BackendError(f"{what}: sent {sent} files, the server stored {stored}")
+
+    @hookimpl
+    def download_batch(self, root: Root, path: str, names: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        full = root.http.full(path)
+        what = f"download a batch from {full or '/'}"
+        url = f"{root.http.api}/batch/download/{quote(full)}"
+        response = self._request(root, "POST", url, what, json_body={"paths": list(names)}, stream=True)
+        return self._members(response, what)
+
+    @staticmethod
+    def _members(response: Any, what: str) -> Iterator[tuple[str, bytes]]:
+        with response:
+            try:
+                for name, size, data in read_members(reader(response.iter_content(_CHUNK))):
+                    if size > MAX_BATCH_FILE_SIZE:
+                        raise BackendError(f"{what}: the server sent {name!r} of {size} bytes, too large")
+                    yield name, data.read()
+            except ArtifactError:
+                raise
+            except Exception as exc:
+                raise transport_error(exc, what) from exc
 
     @hookimpl
     def delete(self, root: Root, path: str) -> None:

@@ -21,6 +21,7 @@ from ..store import ArtifactStore
 from ._access_log import AccessLogMiddleware
 from ._artifacts import ArtifactsApi
 from ._auth import ASGIApp, AuthMiddleware, Credentials
+from ._batch import BatchApi
 from ._config import ServerConfig
 from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error
 from ._multipart import MultipartApi
@@ -77,6 +78,7 @@ def create_app(
     store = ArtifactStore(config.artifacts_destination, registry=registry, settings=settings)
     artifacts = ArtifactsApi(store)
     multipart = MultipartApi(store, config.default_artifact_root)
+    batch = BatchApi(store)
     v2 = [
         ("/mlflow-artifacts/artifacts", artifacts.list, "GET"),
         ("/mlflow-artifacts/artifacts/{path:anypath}", artifacts.download, "GET"),
@@ -86,6 +88,8 @@ def create_app(
         ("/mlflow-artifacts/mpu/complete/{path:anypath}", multipart.complete, "POST"),
         ("/mlflow-artifacts/mpu/abort/{path:anypath}", multipart.abort, "POST"),
         ("/mlflow-artifacts/presigned/{path:anypath}", multipart.presigned, "GET"),
+        ("/mlflow-artifacts/batch/upload/{path:anypath}", batch.upload, "POST"),
+        ("/mlflow-artifacts/batch/download/{path:anypath}", batch.download, "POST"),
     ]
     v3 = [("/mlflow/server-info", multipart.server_info, "GET")]
     # Full paths rather than Mounts: a Mount's own catch-all would not match every

@@ -164,6 +164,7 @@ class MultipartApi:
                     "backend": self.store.plugin,
                     "range_requests": True,
                     "recursive_listing": True,
+                    "batch_transfers": True,
                 },
             }
         )

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 from .. import paths
 from ..errors import InvalidPath
 
-__all__ = ["request_path"]
+__all__ = ["member_path", "request_path"]
 
 _DECODE_ROUNDS = 10
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -30,16 +30,30 @@ def request_path(raw: str | None, *, allow_empty: bool = True) -> str:
         value = decoded
     else:
         raise InvalidPath(f"Invalid path: {raw!r} is encoded too many times")
-    if (
+    if _unsafe(value):
+        raise InvalidPath(f"Invalid path: {raw!r}")
+    clean = paths.normalize(value)
+    if not clean and not allow_empty:
+        raise InvalidPath("Invalid path: an artifact path is required")
+    return clean
+
+
+def member_path(name: str) -> str:
+    """The clean path a batch member names (taken literally: no percent-decoding)."""
+    if _unsafe(name):
+        raise InvalidPath(f"Invalid path: batch member {name!r}")
+    clean = paths.normalize(name)
+    if not clean:
+        raise InvalidPath(f"Invalid path: batch member {name!r} names no file")
+    return clean
+
+
+def _unsafe(value: str) -> bool:
+    return bool(
         _CONTROL.search(value)
         or "\\" in value
         or "#" in value
         or value.startswith("/")
         or _DRIVE.match(value)
         or ".." in value.split("/")
-    ):
-        raise InvalidPath(f"Invalid path: {raw!r}")
-    clean = paths.normalize(value)
-    if not clean and not allow_empty:
-        raise InvalidPath("Invalid path: an artifact path is required")
-    return clean
+    )

@@ -13,7 +13,7 @@ provides one fixture, ``artifact_uri``: a fresh, empty root URI for each test::
 Optional fixtures to override: ``registry`` (default: the installed plugins; pass a
 :class:`PluginRegistry` with your plugin registered to test it uninstalled),
 ``settings`` and ``large_file_size``. Capability-gated tests (multipart, ranged
-reads, incomplete-upload listing) skip, saying why, when the backend reports it
+reads, incomplete-upload listing, batches) skip, saying why, when the backend reports it
 lacks the capability. Topic classes (``RoundTripTests``, ``PathSafetyTests``...)
 can be combined one by one instead.
 """
@@ -37,6 +37,7 @@ from ..paths import TEMP_PREFIX
 
 __all__ = [
     "ArtifactStoreContract",
+    "BatchTests",
     "ContractFixtures",
     "DeleteTests",
     "ErrorTests",
@@ -540,6 +541,73 @@ class MultipartTests(ContractFixtures):
         assert store.read_bytes("manual.bin") == first + last
 
 
+class BatchTests(ContractFixtures):
+    """Batches of small files (where supported): one exchange per batch, every byte intact."""
+
+    @pytest.fixture
+    def needs_batch(self, store: ArtifactStore) -> None:
+        if not store.capabilities.batch:
+            pytest.skip(f"the '{store.plugin}' backend has no batch transfers")
+
+    @pytest.fixture
+    def batch_store(
+        self, artifact_uri: str, registry: PluginRegistry, settings: Settings
+    ) -> Iterator[ArtifactStore]:
+        """A store that batches files up to 4 KiB, three to a batch (two workers)."""
+        tuned = settings.replace(batch_file_size=4096, batch_files=3, max_workers=2)
+        with ArtifactStore(artifact_uri, settings=tuned, registry=registry) as store:
+            yield store
+
+    def _files(self) -> dict[str, bytes]:
+        files = {f"d{i % 3}/f{i}.bin": random_bytes(i * 300, seed=i) for i in range(8)}
+        files["big.bin"] = random_bytes(5000, seed=99)  # above the batch size: sent on its own
+        if self.unicode_names:
+            files["données/é.txt"] = "é".encode()
+        return files
+
+    @pytest.mark.usefixtures("needs_batch")
+    def test_small_files_go_in_batches(
+        self, batch_store: ArtifactStore, tmp_path: Path, hook_calls: list[str]
+    ) -> None:
+        files = self._files()
+        write_tree(tmp_path / "src", files)
+        batch_store.log_artifacts(str(tmp_path / "src"), "t")
+        small = len(files) - 1
+        assert hook_calls.count("upload_batch") == -(-small // 3)
+        assert hook_calls.count("upload") == 1  # big.bin
+        hook_calls.clear()
+        out = batch_store.download_artifacts("t", str(tmp_path / "dst"))
+        assert read_tree(Path(out)) == files
+        assert hook_calls.count("download_batch") == -(-small // 3)
+        assert hook_calls.count("download") == 1
+
+    @pytest.mark.usefixtures("needs_batch")
+    def test_explicit_batch_api(self, store: ArtifactStore) -> None:
+        backend = store.backend
+        files = {"a.txt": b"alpha", "sub/b.bin": random_bytes(3000, seed=3), "empty": b""}
+        backend.upload_batch("dir", iter(files.items()))
+        assert {f.path: store.read_bytes(f.path) for f in store.iter_files("dir")} == {
+            f"dir/{name}": data for name, data in files.items()
+        }
+        got = dict(backend.download_batch("dir", ["sub/b.bin", "a.txt", "empty"]))
+        assert got == files
+
+    @pytest.mark.usefixtures("needs_batch")
+    def test_missing_file_in_a_batch(self, store: ArtifactStore) -> None:
+        store.write_bytes("dir/here.txt", b"here")
+        with pytest.raises(NotFound):
+            list(store.backend.download_batch("dir", ["here.txt", "gone.txt"]))
+
+    @pytest.mark.usefixtures("needs_batch")
+    def test_unsafe_names_in_a_batch(self, store: ArtifactStore) -> None:
+        for bad in ("../escape.txt", "/abs.txt", "a/../../b.txt"):
+            with pytest.raises(InvalidPath):
+                store.backend.upload_batch("dir", iter([(bad, b"x")]))
+            with pytest.raises(InvalidPath):
+                list(store.backend.download_batch("dir", [bad]))
+        assert list(store.iter_files()) == []
+
+
 class ArtifactStoreContract(
     RoundTripTests,
     TreeTests,
@@ -551,5 +619,6 @@ class ArtifactStoreContract(
     StreamTests,
     RangedReadTests,
     MultipartTests,
+    BatchTests,
 ):
     """Every contract test. Subclass it and provide an ``artifact_uri`` fixture."""

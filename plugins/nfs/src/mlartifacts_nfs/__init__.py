@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import stat as stat_module
-import tempfile
+import uuid
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
@@ -33,15 +33,6 @@ _CHUNK = 1024 * 1024
 _COPY_CHUNK = 8 * 1024 * 1024
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
 @dataclass(frozen=True)
 class LocalRoot:
     """An absolute directory (or file) path on a local or NFS-mounted filesystem.
@@ -56,14 +47,31 @@ class LocalRoot:
     def target(self, path: str) -> str:
         """The filesystem path of ``path``, refused if it resolves outside the root."""
         target = os.path.join(self.path, *path.split("/")) if path else self.path
-        # Resolved on every call: the root itself may be (or become) a link.
-        root = os.path.realpath(self.path)
-        real = os.path.realpath(target) if path else root
-        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+        if not path:
+            return target
+        real = os.path.realpath(target)
+        # The root's own resolution is remembered: if the root has since become a link
+        # elsewhere, the check fails against the old one and is made again afresh, so
+        # a stale answer can refuse a path once but never let one through.
+        if not _inside(real, _real_root(self.path)) and not _inside(real, _real_root(self.path, fresh=True)):
             raise InvalidPath(
                 f"{path!r} resolves to {real}, outside the store root {self.path} (through a symbolic link)"
             )
         return target
+
+
+_REAL_ROOTS: dict[str, str] = {}
+
+
+def _real_root(path: str, fresh: bool = False) -> str:
+    real = None if fresh else _REAL_ROOTS.get(path)
+    if real is None:
+        real = _REAL_ROOTS[path] = os.path.realpath(path)
+    return real
+
+
+def _inside(real: str, root: str) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 @hookimpl
@@ -148,31 +156,45 @@ def list_entries(root: LocalRoot, path: str, recursive: bool) -> Iterator[FileIn
                 yield info
 
 
-def _prepare(root: LocalRoot, path: str) -> str:
-    """The target of a write, with its parent directories created inside the root."""
+def _create_temporary(directory: str) -> tuple[int, str]:
+    """A new, empty temporary file in ``directory`` (created with the usual permissions)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    while True:
+        tmp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        with contextlib.suppress(FileExistsError):  # 128 random bits: practically never
+            return os.open(tmp, flags, 0o666), tmp  # the umask applies, as for any new file
+
+
+def _temporary_for(root: LocalRoot, path: str) -> tuple[str, int, str]:
+    """The target of a write and a temporary beside it, parent directories created inside the root."""
     target = root.target(path)
-    if os.path.isdir(target):
-        raise InvalidPath(f"cannot write {path or root.path!r}: it is a directory")
-    directory = os.path.dirname(target)
-    if not os.path.isdir(directory):
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise InvalidPath(f"cannot write {path!r}: a file is in the way of its directory") from None
-        target = root.target(path)  # again: a link may have appeared while creating directories
-    return target
-
-
-def _atomic_write(root: LocalRoot, target: str, fill: Callable[[BinaryIO], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=os.path.dirname(target))
     try:
-        with os.fdopen(fd, "wb") as f:
+        return (target, *_create_temporary(os.path.dirname(target)))
+    except FileNotFoundError:  # the directory is new: create it (only then: it costs)
+        pass
+    except NotADirectoryError:
+        raise InvalidPath(f"cannot write {path!r}: a file is in the way of its directory") from None
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidPath(f"cannot write {path!r}: a file is in the way of its directory") from None
+    except OSError as exc:
+        raise InvalidPath(f"cannot write {path!r}: {exc.strerror}") from None
+    target = root.target(path)  # again: a link may have appeared while creating directories
+    return (target, *_create_temporary(os.path.dirname(target)))
+
+
+def _atomic_write(root: LocalRoot, path: str, fill: Callable[[BinaryIO], None]) -> None:
+    target, fd, tmp = _temporary_for(root, path)
+    try:
+        with open(fd, "wb", buffering=0) as f:  # unbuffered: callers write whole blocks
             fill(f)
-            f.flush()
             if root.fsync:
-                os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; artifacts get the usual permissions
-        os.replace(tmp, target)
+                os.fsync(fd)
+        try:
+            os.replace(tmp, target)
+        except IsADirectoryError:
+            raise InvalidPath(f"cannot write {path or root.path!r}: it is a directory") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -195,25 +217,30 @@ def _copy(src: BinaryIO, dst: BinaryIO, progress: Progress | None) -> None:
     # copy_file_range is unavailable here (or across these filesystems): plain copy
     # from wherever it stopped.
     for block in iter(lambda: src.read(_CHUNK), b""):
-        dst.write(block)
+        _write_all(dst, block)
         if progress is not None:
             progress(len(block))
 
 
 @hookimpl
 def upload(root: LocalRoot, path: str, local_file: str, progress: Progress) -> None:
-    target = _prepare(root, path)
     with open(local_file, "rb") as src:
-        _atomic_write(root, target, lambda dst: _copy(src, dst, progress))
+        _atomic_write(root, path, lambda dst: _copy(src, dst, progress))
+
+
+def _write_all(dst: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # an unbuffered write may take less than it was given
+        view = view[dst.write(view) :]
 
 
 @hookimpl
 def write(root: LocalRoot, path: str, chunks: Iterable[bytes]) -> None:
     def fill(dst: BinaryIO) -> None:
         for chunk in chunks:
-            dst.write(chunk)
+            _write_all(dst, chunk)
 
-    _atomic_write(root, _prepare(root, path), fill)
+    _atomic_write(root, path, fill)
 
 
 def _open_file(root: LocalRoot, path: str) -> BinaryIO:
@@ -265,4 +292,4 @@ def delete(root: LocalRoot, path: str) -> None:
 @hookimpl
 def copy(root: LocalRoot, path: str, dst_root: LocalRoot, dst_path: str) -> None:
     with _open_file(root, path) as src:
-        _atomic_write(dst_root, _prepare(dst_root, dst_path), lambda dst: _copy(src, dst, None))
+        _atomic_write(dst_root, dst_path, lambda dst: _copy(src, dst, None))

@@ -1,0 +1,107 @@
+"""Beyond MLflow: many small files in one request each way, as tar streams.
+
+``POST /mlflow-artifacts/batch/upload/<dir>`` takes a tar of regular files and
+writes each below ``<dir>`` (each atomically, as a PUT would); it answers
+``{"files": n, "bytes": b}``. ``POST /mlflow-artifacts/batch/download/<dir>`` with
+``{"paths": [...]}`` answers a tar of those files. Our client uses them when
+``/server-info`` lists ``batch_transfers``; MLflow's client never sees them.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from typing import IO, Any, Iterator
+
+import anyio.to_thread
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from .. import paths
+from .._tar import BatchFormatError, read_members, reader, write_members
+from .._types import FileInfo
+from ..store import ArtifactStore
+from ._errors import ApiError
+from ._paths import member_path, request_path
+from ._streams import IncompleteBody, RequestBody
+
+__all__ = ["MAX_BATCH_NAMES", "BatchApi"]
+
+#: Most files one batch download may ask for.
+MAX_BATCH_NAMES = 1000
+_TAR = "application/x-tar"
+_BLOCK = 1024 * 1024
+
+
+class BatchApi:
+    """The batch routes, over one store (the ``--artifacts-destination``)."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    async def upload(self, request: Request) -> Response:
+        """Write every member of the tar body below the route's directory."""
+        directory = request_path(request.path_params["path"])
+        length = request.headers.get("content-length")
+        body = RequestBody(request, int(length) if length and length.isdigit() else None)
+
+        def store_members() -> tuple[int, int]:
+            count = total = 0
+            for name, size, data in read_members(reader(body)):
+                path = paths.join(directory, member_path(name))
+                self.store.write(path, _blocks(data), size)
+                count += 1
+                total += size
+            return count, total
+
+        try:
+            count, total = await anyio.to_thread.run_sync(store_members)
+        except ClientDisconnect:
+            return Response(status_code=400)  # the member being written was abandoned
+        except (BatchFormatError, tarfile.TarError, IncompleteBody) as exc:
+            raise ApiError("INVALID_PARAMETER_VALUE", f"batch upload to '{directory}': {exc}") from exc
+        return JSONResponse({"files": count, "bytes": total})
+
+    async def download(self, request: Request) -> Response:
+        """A tar of the files the JSON body names (``{"paths": [...]}``, relative to the directory)."""
+        directory = request_path(request.path_params["path"])
+        names = _names(await _json(request))
+        targets = [paths.join(directory, member_path(name)) for name in names]
+
+        def stat_all() -> list[FileInfo]:
+            return [self.store.stat(path) for path in targets]
+
+        infos = await anyio.to_thread.run_sync(stat_all)  # a missing file is a 404 before any byte
+        for path, info in zip(targets, infos, strict=True):
+            if info.is_dir:
+                raise ApiError("INVALID_PARAMETER_VALUE", f"'{path}' is a directory, not a file")
+
+        def members() -> Iterator[tuple[str, int, IO[bytes]]]:
+            for name, path, info in zip(names, targets, infos, strict=True):
+                yield name, info.file_size or 0, reader(self.store.read(path))
+
+        return StreamingResponse(write_members(members()), media_type=_TAR)
+
+
+def _blocks(data: IO[bytes]) -> Iterator[bytes]:
+    while block := data.read(_BLOCK):
+        yield block
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise ApiError("INVALID_PARAMETER_VALUE", "the request body must be JSON") from None
+
+
+def _names(body: Any) -> list[str]:
+    names = body.get("paths") if isinstance(body, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ApiError("INVALID_PARAMETER_VALUE", 'the body must be {"paths": [<relative path>, ...]}')
+    if len(names) > MAX_BATCH_NAMES:
+        raise ApiError(
+            "INVALID_PARAMETER_VALUE", f"at most {MAX_BATCH_NAMES} paths per batch, got {len(names)}"
+        )
+    if len(set(names)) != len(names):
+        raise ApiError("INVALID_PARAMETER_VALUE", "a path appears twice in the batch")
+    return names
