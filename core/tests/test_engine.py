@@ -373,3 +373,92 @@ def test_copy_inside_one_backend_is_server_side(store: ArtifactStore, backend: M
     store.copy_to("a.bin", store, "b.bin")
     assert backend.count("copy") == 1
     assert store.read_bytes("b.bin") == b"abc"
+
+
+# -- batches of small files ------------------------------------------------------------------
+
+BATCHED = FAST.replace(batch_file_size=2 * KiB, batch_files=10, batches_in_flight=2)
+
+
+def small_tree(root: Path, count: int = 25) -> dict[str, bytes]:
+    files = {f"d{i % 3}/f{i:02}.bin": random_bytes(100 + i, seed=i) for i in range(count)}
+    files["large.bin"] = random_bytes(5 * KiB, seed=99)  # above batch_file_size
+    write_tree(root, files)
+    return files
+
+
+def test_small_files_go_in_even_batches(tmp_path: Path) -> None:
+    backend = Counting(delay=0.01, limits=None, batch=True)
+    files = small_tree(tmp_path / "src")
+    progress = Recording()
+    with make_store(backend, BATCHED) as store:
+        store.upload_tree(str(tmp_path / "src"), "t", progress=progress)
+        assert backend.count("upload_batch") == 4  # 25 files, 2 slots, at most 10: 4 batches of 7 or less
+        assert backend.count("upload") == 1
+        assert backend.peak["upload_batch"] == 2
+        assert (progress.moved, progress.total) == (sum(map(len, files.values())),) * 2
+        assert sorted(progress.done) == sorted(f"t/{rel}" for rel in files)
+        download = Recording()
+        out = tmp_path / "dst"
+        store.download_tree("t", str(out), progress=download)
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    assert backend.count("download_batch") == 4
+    assert download.moved == progress.moved
+    assert sorted(download.done) == sorted(progress.done)
+
+
+def test_failed_batch_is_sent_again_whole(tmp_path: Path) -> None:
+    backend = MemoryBackend(None, batch=True)
+    files = small_tree(tmp_path / "src", count=5)
+    backend.inject("upload_batch", TransientError, times=2)
+    progress = Recording()
+    with make_store(backend, BATCHED) as store:
+        store.upload_tree(str(tmp_path / "src"), "", progress=progress)
+    assert backend.objects("b") == {f"root/{rel}": data for rel, data in files.items()}
+    assert progress.moved == sum(map(len, files.values()))  # the failed attempts' bytes were taken back
+
+
+def test_short_file_in_a_batch_is_fetched_again(tmp_path: Path) -> None:
+    backend = MemoryBackend(None, batch=True)
+    files = small_tree(tmp_path / "src", count=9)
+    with make_store(backend, BATCHED.replace(batches_in_flight=1)) as store:
+        store.upload_tree(str(tmp_path / "src"), "")
+        backend.inject("download_batch", None, corrupt=True)  # the 5th file comes short
+        progress = Recording()
+        store.download_tree("", str(tmp_path / "dst"), progress=progress)
+    asked = [key for hook, key in backend.calls if hook == "download_batch"]
+    assert len(asked) == 2  # the batch, then the files it had not delivered whole
+    assert sorted(progress.done) == sorted(files)
+    assert len(progress.done) == len(set(progress.done))
+    assert read_back(tmp_path / "dst") == files
+    assert leftovers(tmp_path / "dst") == []
+
+
+def test_persistent_short_file_leaves_only_whole_files(tmp_path: Path) -> None:
+    backend = MemoryBackend(None, batch=True)
+    small_tree(tmp_path / "src", count=9)
+    with make_store(backend, BATCHED.replace(batches_in_flight=1, max_retries=1)) as store:
+        store.upload_tree(str(tmp_path / "src"), "")
+        backend.inject("download_batch", None, corrupt=True, times=5)
+        with pytest.raises(IntegrityError, match="expected"):
+            store.download_tree("", str(tmp_path / "dst"))
+    assert leftovers(tmp_path / "dst") == []
+    for path in (tmp_path / "dst").rglob("*.bin"):  # whatever is there is whole
+        assert path.read_bytes() == (tmp_path / "src" / path.relative_to(tmp_path / "dst")).read_bytes()
+
+
+def test_local_file_vanishing_from_a_batch_is_not_found(tmp_path: Path) -> None:
+    backend = MemoryBackend(None, batch=True)
+    small_tree(tmp_path / "src", count=6)
+
+    class Vanish(Recording):
+        def begin(self, total_bytes: int | None, total_files: int) -> None:
+            (tmp_path / "src" / "d0" / "f03.bin").unlink()
+
+    with make_store(backend, BATCHED) as store, pytest.raises(NotFound, match="vanished"):
+        store.upload_tree(str(tmp_path / "src"), "", progress=Vanish())
+    assert backend.count("upload_batch") <= 2  # not retried as if transient
+
+
+def read_back(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}

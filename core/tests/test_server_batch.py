@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
 import tarfile
 import time
 import uuid
@@ -47,6 +48,18 @@ def stored(server: RunningServer, run: str) -> dict[str, bytes]:
 def test_server_info_offers_batches(server: RunningServer) -> None:
     info = requests.get(f"{server.url}/api/3.0/mlflow/server-info", timeout=10).json()
     assert info["mlartifacts"]["batch_transfers"] is True
+
+
+def test_upload_batch_from_the_tar_command(server: RunningServer, run: str, tmp_path: Path) -> None:
+    """What ``tar c -C dir . | curl -T - -X POST ...`` sends: './'-prefixed names, directory entries."""
+    files = {"a.txt": b"alpha", "sub/b.txt": b"beta"}
+    write_tree(tmp_path / "outputs", files)
+    archive = subprocess.run(
+        ["tar", "c", "-C", str(tmp_path / "outputs"), "."], capture_output=True, check=True
+    )
+    response = requests.post(f"{server.url}{BATCH}/upload/{run}", data=iter([archive.stdout]), timeout=30)
+    assert (response.status_code, response.json()["files"]) == (200, 2)
+    assert stored(server, run) == files
 
 
 def test_upload_batch_writes_every_member(server: RunningServer, run: str) -> None:

@@ -107,11 +107,14 @@ def read_members(stream: IO[bytes]) -> Iterator[tuple[str, int, IO[bytes]]]:
 
     Each member's file must be read (or dropped) before the next member is asked
     for; reading one that the stream cuts short raises ``tarfile.ReadError``.
-    Anything but a regular file is refused, as is a stream that is not plain tar.
+    Directory entries are skipped (files imply their directories); links, devices
+    and the like are refused, as is a stream that is not plain tar.
     """
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
+                if member.isdir():
+                    continue
                 if not member.isreg():
                     raise BatchFormatError(f"batch member {member.name!r} is not a regular file")
                 data = tar.extractfile(member)

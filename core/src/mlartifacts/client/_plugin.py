@@ -363,18 +363,33 @@ class ArtifactsServiceClient:
     def upload_batch(self, root: Root, path: str, files: Iterable[tuple[str, bytes]]) -> None:
         full = root.http.full(path)
         sent = 0
+        failure: list[BaseException] = []  # the caller's own error, whatever urllib3 wraps it in
 
         def members() -> Iterator[tuple[str, int, IO[bytes]]]:
             nonlocal sent
-            for name, data in files:
+            iterator = iter(files)
+            while True:
+                try:
+                    name, data = next(iterator)
+                except StopIteration:
+                    return
+                except BaseException as exc:
+                    failure.append(exc)
+                    raise
                 sent += 1
                 yield name, len(data), io.BytesIO(data)
 
         url = f"{root.http.api}/batch/upload/{quote(full)}"
         what = f"upload a batch to {full or '/'}"
-        body = self._request(
-            root, "POST", url, what, data=write_members(members()), headers={"Content-Type": _TAR}
-        ).json()
+        try:
+            response = self._request(
+                root, "POST", url, what, data=write_members(members()), headers={"Content-Type": _TAR}
+            )
+        except ArtifactError:
+            if failure:
+                raise failure[0] from None
+            raise
+        body = response.json()
         stored = body.get("files") if isinstance(body, dict) else None
         if stored != sent:
             raise BackendError(f"{what}: sent {sent} files, the server stored {stored}")

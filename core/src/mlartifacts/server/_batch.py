@@ -1,7 +1,8 @@
 """Beyond MLflow: many small files in one request each way, as tar streams.
 
 ``POST /mlflow-artifacts/batch/upload/<dir>`` takes a tar of regular files and
-writes each below ``<dir>`` (each atomically, as a PUT would); it answers
+writes each below ``<dir>`` (each atomically, as a PUT would; directory entries
+are skipped, links refused); it answers
 ``{"files": n, "bytes": b}``. ``POST /mlflow-artifacts/batch/download/<dir>`` with
 ``{"paths": [...]}`` answers a tar of those files. Our client uses them when
 ``/server-info`` lists ``batch_transfers``; MLflow's client never sees them.

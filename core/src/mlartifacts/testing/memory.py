@@ -80,6 +80,7 @@ class MemoryBackend:
         limits: multipart limits; None disables multipart upload.
         chunk_size: size of the chunks ``read`` yields.
         scheme: the URI scheme to claim.
+        batch: offer batch transfers (``upload_batch`` / ``download_batch``).
     """
 
     def __init__(
@@ -88,8 +89,10 @@ class MemoryBackend:
         *,
         chunk_size: int = 256 * 1024,
         scheme: str = "memory",
+        batch: bool = False,
     ) -> None:
         self.limits = limits
+        self.batch = batch
         self.chunk_size = chunk_size
         self.scheme = scheme
         self.calls: list[tuple[str, str]] = []  # (hook, key) of every operation, in order
@@ -194,7 +197,9 @@ class MemoryBackend:
 
     @hookimpl
     def capabilities(self) -> Capabilities:
-        return Capabilities(ranged_read=True, server_side_copy=True, list_multipart_uploads=True)
+        return Capabilities(
+            ranged_read=True, server_side_copy=True, list_multipart_uploads=True, batch=self.batch
+        )
 
     @hookimpl
     def supports_multipart(self) -> MultipartLimits | None:
@@ -278,6 +283,23 @@ class MemoryBackend:
             end = max(offset, end - 1)  # a truncated response
         for start in range(offset, end, self.chunk_size):
             yield data[start : min(end, start + self.chunk_size)]
+
+    @hookimpl
+    def upload_batch(self, root: MemoryRoot, path: str, files: Iterable[tuple[str, bytes]]) -> None:
+        self._enter("upload_batch", root.key(path))
+        for name, data in files:
+            self._put(root, "/".join(p for p in (path, name) if p), data)
+
+    @hookimpl
+    def download_batch(
+        self, root: MemoryRoot, path: str, names: Sequence[str]
+    ) -> Iterator[tuple[str, bytes]]:
+        fault = self._enter("download_batch", root.key(path))
+        for i, name in enumerate(names):
+            data = self._get(root, "/".join(p for p in (path, name) if p)).data
+            if fault is not None and fault.corrupt and i == len(names) // 2:
+                data = data[:-1]  # a short file halfway through the batch
+            yield name, data
 
     @hookimpl
     def delete(self, root: MemoryRoot, path: str) -> None:

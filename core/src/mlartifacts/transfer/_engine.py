@@ -38,6 +38,7 @@ T = TypeVar("T")
 class _Job:
     what: str
     run: Callable[[JobContext], None]
+    files: int = 1  # a batch may take as long as its files would, one by one
 
 
 class TransferEngine:
@@ -114,7 +115,8 @@ class TransferEngine:
                 job = next(pending, None)
                 if job is None:
                     break
-                ctx = JobContext(job.what, self.settings.timeout, cancel)
+                timeout = self.settings.timeout
+                ctx = JobContext(job.what, timeout * job.files if timeout else timeout, cancel)
                 self._files().submit(execute, job, ctx)
                 submitted += 1
             return submitted
@@ -259,6 +261,7 @@ class TransferEngine:
             return _Job(
                 f"upload {len(group)} files from {local_dir} to {backend.where(path)}",
                 lambda ctx: self._upload_batch(backend, path, group, progress, ctx),
+                files=len(group),
             )
 
         try:
@@ -310,8 +313,11 @@ class TransferEngine:
 
         def files() -> Iterator[tuple[str, bytes]]:
             for local, rel, _ in group:
-                with open(local, "rb") as f:
-                    data = f.read()
+                try:
+                    with open(local, "rb") as f:
+                        data = f.read()
+                except FileNotFoundError:
+                    raise NotFound(f"local file {local!r} vanished during the upload") from None
                 counter(len(data))
                 yield rel, data
 
@@ -403,6 +409,7 @@ class TransferEngine:
             return _Job(
                 f"download {len(group)} files from {backend.where(path)} to {local_dir}",
                 lambda ctx: self._download_batch(backend, path, group, progress, ctx),
+                files=len(group),
             )
 
         pairs = list(zip(entries, targets, strict=False))
