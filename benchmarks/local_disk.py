@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from _common import make_inputs, measure
+from _common import child_env, make_inputs, measure
 
 WORKER = r"""
 import os, shutil, sys
@@ -99,7 +99,7 @@ def main() -> None:
                 for tool, cmd in tools:
                     shutil.rmtree(store, ignore_errors=True)
                     os.makedirs(store)
-                    env = dict(os.environ)
+                    env = child_env()
                     if tool == "  no fsync":
                         env["MLARTIFACTS_NFS_FSYNC"] = "false"
                     seconds, peak = measure(cmd, env)

@@ -35,7 +35,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from _common import make_inputs, measure
+from _common import child_env, make_inputs, measure
 
 from mlartifacts.testing.servers import ServerProcess, find_executable, free_port, wait_for
 
@@ -169,7 +169,7 @@ def main() -> None:
         big, tree = (Path(p) for p in make_inputs(str(base), args.size_mib, args.files))
         server, endpoint, sockets = start_seaweedfs(base / "seaweedfs")
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_", "MLARTIFACTS_"))},
+            **{k: v for k, v in child_env().items() if not k.startswith(("AWS_", "MLFLOW_", "MLARTIFACTS_"))},
             "MLFLOW_S3_ENDPOINT_URL": endpoint,
             "AWS_ACCESS_KEY_ID": ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,

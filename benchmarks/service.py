@@ -162,7 +162,10 @@ def main() -> None:
             ("download", "tree", f"{args.files} x 10 KiB tree", args.files, "files/s"),
         ]
         cases = [case for case in cases if f"{case[0]}-{case[1]}" in wanted]
-        print(f"{'case':<34} {'tool':<8} {'seconds':>8} {'rate':>14} {'client RSS':>11} {'server RSS':>11}")
+        print(
+            f"{'case':<34} {'tool':<8} {'seconds':>8} {'(min-max)':>11} {'rate':>14} "
+            f"{'client RSS':>11} {'server RSS':>11}"
+        )
         for direction, kind, title, amount, unit in cases:
             results: dict[str, tuple[list[float], list[float], list[float]]] = {
                 "ours": ([], [], []),
@@ -196,9 +199,10 @@ def main() -> None:
                         if direction == "download":
                             shutil.rmtree(local)
             medians = {tool: statistics.median(r[0]) for tool, r in results.items()}
-            for tool, (_, client, srv) in results.items():
+            for tool, (times, client, srv) in results.items():
+                spread = f"({min(times):.2f}-{max(times):.2f})"
                 print(
-                    f"{direction + ' ' + title:<34} {tool:<8} {medians[tool]:>8.2f} "
+                    f"{direction + ' ' + title:<34} {tool:<8} {medians[tool]:>8.2f} {spread:>11} "
                     f"{amount / medians[tool]:>8.0f} {unit:<5} {max(client):>8.0f} MiB {max(srv):>8.0f} MiB"
                 )
             print(f"{'':<34} ours at {medians['mlflow'] / medians['ours']:.1f}x MLflow\n")

@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import make_inputs, measure
+from _common import child_env, make_inputs, measure
 
 from mlartifacts.testing.servers import ServerProcess, find_executable, free_port, tcp_open, wait_for
 
@@ -171,7 +171,7 @@ def main() -> None:
         servers.append(sshd)
         vsftpd, ftp_port, ftp_root = start_vsftpd(base)
         servers.append(vsftpd)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLARTIFACTS_", "VIRTUAL_ENV"))}
+        env = {k: v for k, v in child_env().items() if not k.startswith(("MLARTIFACTS_", "VIRTUAL_ENV"))}
         env.update(HOME=str(home), MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
         user = os.environ.get("USER") or "root"
         protocols = {
