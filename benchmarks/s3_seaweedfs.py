@@ -201,7 +201,9 @@ def main() -> None:
             (f"upload {args.files} x 10 KiB tree", args.files, "files/s", "upload-tree", str(tree)),
             (f"download {args.files} x 10 KiB tree", args.files, "files/s", "download-tree", tree_uri),
         ]  # fmt: skip
-        print(f"{'case':<30} {'tool':<12} {'seconds':>9} {'rate':>15} {'peak RSS':>11}  speed")
+        print(
+            f"{'case':<30} {'tool':<12} {'seconds':>9} {'(min-max)':>13} {'rate':>15} {'peak RSS':>11}  speed"
+        )
         for title, amount, unit, op, source in cases:
             times: dict[str, list[float]] = {tool: [] for tool in tools}
             rss: dict[str, list[float]] = {tool: [] for tool in tools}
@@ -223,9 +225,10 @@ def main() -> None:
                 ratios = f"{medians['boto3'] / medians[tool]:.2f}x boto3"
                 if "mlflow" in medians:
                     ratios += f", {medians['mlflow'] / medians[tool]:.2f}x mlflow"
+                spread = f"({min(times[tool]):.2f}-{max(times[tool]):.2f})"
                 print(
-                    f"{title:<30} {tool:<12} {medians[tool]:>9.3f} {amount / medians[tool]:>9.1f} {unit:<7}"
-                    f"{max(rss[tool]):>7.1f} MiB  {ratios}"
+                    f"{title:<30} {tool:<12} {medians[tool]:>9.3f} {spread:>13} "
+                    f"{amount / medians[tool]:>9.1f} {unit:<7}{max(rss[tool]):>7.1f} MiB  {ratios}"
                 )
             print()
     finally:
