@@ -462,3 +462,19 @@ def test_local_file_vanishing_from_a_batch_is_not_found(tmp_path: Path) -> None:
 
 def read_back(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_multipart_refused_midway_falls_back_without_double_counting(
+    backend: MemoryBackend, big_file: Path
+) -> None:
+    """Some parts went out before one was refused: the whole-file upload must not count them again."""
+    from mlartifacts.errors import NotSupported
+
+    backend.inject("upload_part", NotSupported, delay=0.3)  # the others finish first
+    progress = Recording()
+    with make_store(backend) as store:
+        store.upload_file(str(big_file), "big.bin", progress=progress)
+        assert store.read_bytes("big.bin") == big_file.read_bytes()
+    assert backend.count("upload") == 1
+    assert backend.pending_uploads() == []
+    assert progress.moved == big_file.stat().st_size

@@ -137,6 +137,7 @@ def upload_file_parts(
     upload_id = retry(
         lambda: backend.create_multipart(path, size, part_size), ctx, settings, what=f"create {where}"
     )
+    file_ctx, ctx = ctx, ctx.child()  # a failed part stops its siblings, not the file's job
     try:
         with open(local_file, "rb") as f:
             fd = f.fileno()
@@ -165,7 +166,7 @@ def upload_file_parts(
             parts = map_chunks(pool, send, range(1, count + 1), ctx)
         retry(
             lambda: backend.complete_multipart(path, upload_id, parts),
-            ctx,
+            file_ctx,
             settings,
             what=f"complete {where}",
         )
@@ -303,6 +304,7 @@ def download_ranges(
     chunk = settings.ranged_download_chunksize
     ranges = [(offset, min(chunk, size - offset)) for offset in range(0, size, chunk)]
     where = backend.where(path)
+    ctx = ctx.child()  # a failed range stops its siblings, not the file's job (it retries whole)
     with open(local_file, "r+b") as f:
         f.truncate(size)
         fd = f.fileno()

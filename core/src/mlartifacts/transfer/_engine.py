@@ -134,8 +134,14 @@ class TransferEngine:
                         break  # don't wait for a thread that may be stuck in the backend
                     continue
                 in_flight -= 1
-                if outcome is not None and error is None and not isinstance(outcome, Cancelled):
-                    error = outcome
+                if outcome is not None and error is None:
+                    # A job cancelled while nothing had failed would be a file silently
+                    # left out: never let that pass as success.
+                    error = (
+                        outcome
+                        if not isinstance(outcome, Cancelled)
+                        else TransferError(f"{outcome}: cancelled with no failure to report")
+                    )
                     cancel.set()
                 if error is None:
                     in_flight += submit_more()
@@ -155,13 +161,23 @@ class TransferEngine:
         if limits is not None and size >= threshold:
             part_size = limits.part_size_for(size, limits.part_size or self.settings.multipart_chunksize)
             if size > part_size:
+                parts_progress = _Tally(progress)
                 try:
                     _chunked.upload_file_parts(
-                        backend, limits, local_file, size, path, self._chunks(), self.settings, ctx, progress
+                        backend,
+                        limits,
+                        local_file,
+                        size,
+                        path,
+                        self._chunks(),
+                        self.settings,
+                        ctx,
+                        parts_progress,
                     )
                     progress.file_done(path)
                     return
-                except NotSupported:  # refused before any part was sent: upload it whole
+                except NotSupported:  # refused (the upload was aborted): send it whole instead
+                    parts_progress.take_back()  # the parts already sent count for nothing
                     log.info("%s: multipart refused; uploading in one request", backend.where(path))
         counter = AttemptCounter(progress, ctx)
 
@@ -555,6 +571,26 @@ class _Forward(NullProgress):
 
     def update(self, nbytes: int) -> None:
         self._outer.update(nbytes)
+
+
+class _Tally(_Forward):
+    """Forwards byte counts and keeps their sum, to take them back if the attempt is dropped."""
+
+    def __init__(self, outer: Progress) -> None:
+        super().__init__(outer)
+        self._lock = threading.Lock()
+        self.sent = 0
+
+    def update(self, nbytes: int) -> None:
+        with self._lock:
+            self.sent += nbytes
+        super().update(nbytes)
+
+    def take_back(self) -> None:
+        with self._lock:
+            sent, self.sent = self.sent, 0
+        if sent:
+            super().update(-sent)
 
 
 class _Source:

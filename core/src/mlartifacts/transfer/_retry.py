@@ -31,6 +31,24 @@ class JobContext:
     timeout: float | None
     cancel: threading.Event = field(default_factory=threading.Event)
     started: float | None = None
+    parent: JobContext | None = None
+
+    def child(self) -> JobContext:
+        """A context for the parts of this job: same deadline; cancelled with it, or alone.
+
+        Stopping the parts of one file (one failed, so the others stop) must not cancel
+        the file itself, which may still fall back to another way, nor its batch.
+        """
+        return JobContext(self.what, self.timeout, started=self.started, parent=self)
+
+    def cancelled(self) -> bool:
+        """Whether this context or any it belongs to was cancelled."""
+        ctx: JobContext | None = self
+        while ctx is not None:
+            if ctx.cancel.is_set():
+                return True
+            ctx = ctx.parent
+        return False
 
     def start(self) -> None:
         """Start the clock (a job queued behind others is not yet late)."""
@@ -54,7 +72,7 @@ class JobContext:
 
     def check(self) -> None:
         """Raise if the batch was cancelled or the deadline passed."""
-        if self.cancel.is_set():
+        if self.cancelled():
             raise Cancelled(self.what)
         if self.expired():
             raise self.timeout_error()
@@ -101,5 +119,10 @@ def pause(exc: ArtifactError, failures: int, ctx: JobContext, settings: Settings
     remaining = ctx.remaining()
     if remaining is not None and delay >= remaining:
         raise ctx.timeout_error() from exc
-    if ctx.cancel.wait(delay):
-        raise Cancelled(ctx.what) from exc
+    deadline = time.monotonic() + delay
+    while (left := deadline - time.monotonic()) > 0:
+        if ctx.cancelled():
+            raise Cancelled(ctx.what) from exc
+        # Woken at once by this context's own cancellation, within 50 ms by a parent's.
+        if ctx.cancel.wait(min(left, 0.05) if ctx.parent is not None else left):
+            raise Cancelled(ctx.what) from exc
