@@ -478,3 +478,17 @@ def test_multipart_refused_midway_falls_back_without_double_counting(
     assert backend.count("upload") == 1
     assert backend.pending_uploads() == []
     assert progress.moved == big_file.stat().st_size
+
+
+def test_range_failing_past_its_retries_fails_the_download(backend: MemoryBackend, tmp_path: Path) -> None:
+    """A range that exhausts its own retries fails the file (after the file's own retries).
+
+    It once cancelled the whole batch instead, and the file's next attempt then ended
+    as "cancelled", which the batch took for success: no file and no error.
+    """
+    with make_store(backend, FAST.replace(max_retries=1)) as store:
+        store.write_bytes("r.bin", random_bytes(40 * KiB))
+        backend.inject("read", TransientError, times=1000)
+        with pytest.raises(TransientError, match="gave up"):
+            store.download_file("r.bin", str(tmp_path / "r.bin"))
+        assert list(tmp_path.iterdir()) == []
