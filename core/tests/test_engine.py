@@ -20,7 +20,7 @@ from mlartifacts.errors import (
 )
 from mlartifacts.paths import TEMP_PREFIX
 from mlartifacts.testing import MemoryBackend
-from mlartifacts.testing.contract import random_bytes, write_tree
+from mlartifacts.testing.contract import random_bytes, read_tree, write_tree
 
 KiB = 1024
 LIMITS = MultipartLimits(min_part_size=4 * KiB, max_part_size=1 << 20, max_parts=1000)
@@ -401,7 +401,7 @@ def test_small_files_go_in_even_batches(tmp_path: Path) -> None:
         download = Recording()
         out = tmp_path / "dst"
         store.download_tree("t", str(out), progress=download)
-    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    assert read_tree(out) == files
     assert backend.count("download_batch") == 4
     assert download.moved == progress.moved
     assert sorted(download.done) == sorted(progress.done)
@@ -430,7 +430,7 @@ def test_short_file_in_a_batch_is_fetched_again(tmp_path: Path) -> None:
     assert len(asked) == 2  # the batch, then the files it had not delivered whole
     assert sorted(progress.done) == sorted(files)
     assert len(progress.done) == len(set(progress.done))
-    assert read_back(tmp_path / "dst") == files
+    assert read_tree(tmp_path / "dst") == files
     assert leftovers(tmp_path / "dst") == []
 
 
@@ -458,10 +458,6 @@ def test_local_file_vanishing_from_a_batch_is_not_found(tmp_path: Path) -> None:
     with make_store(backend, BATCHED) as store, pytest.raises(NotFound, match="vanished"):
         store.upload_tree(str(tmp_path / "src"), "", progress=Vanish())
     assert backend.count("upload_batch") <= 2  # not retried as if transient
-
-
-def read_back(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_multipart_refused_midway_falls_back_without_double_counting(

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from mlartifacts import ArtifactStore, Settings
-from mlartifacts.testing.contract import random_bytes, write_tree
+from mlartifacts.testing.contract import random_bytes, read_tree, write_tree
 
 from .conftest import API, RunningServer
 
@@ -169,7 +169,7 @@ def test_client_moves_trees_in_batches(server: RunningServer, run: str, tmp_path
         store.log_artifacts(str(tmp_path / "src"))
         out = Path(store.download_artifacts("", str(tmp_path / "dst")))
     assert stored(server, run) == files
-    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    assert read_tree(out) == files
     log = server.log()
     assert log.count(f"POST {BATCH}/upload/{run}") == 4  # 40 files, 4 workers
     assert log.count(f"POST {BATCH}/download/{run}") == 4

@@ -25,7 +25,7 @@ from .. import paths
 from .._tar import read_members, reader, write_members
 from .._types import Capabilities, FileInfo, GiB, MultipartLimits, Part
 from ..config import MAX_BATCH_FILE_SIZE
-from ..errors import ArtifactError, BackendError, IntegrityError, NotFound, NotSupported
+from ..errors import ArtifactError, BackendError, IntegrityError, InvalidPath, NotFound, NotSupported
 from ..hookspecs import Progress, hookimpl
 from ._http import ServerInfo, allow_insecure, check, request, transport_error
 from ._settings import ClientSettings
@@ -41,12 +41,11 @@ _PRESIGNED_REUSE = 120.0  # seconds a presigned download URL is reused (the serv
 
 def _safe_name(name: str, nested: bool) -> bool:
     """Whether a name from a listing stays where it was listed (a hostile server could say ``../x``)."""
-    if not name or name.startswith("/") or "\\" in name or "\0" in name:
+    try:
+        clean = paths.normalize(name)
+    except InvalidPath:
         return False
-    parts = name.split("/")
-    if not nested and len(parts) > 1:
-        return False
-    return all(part not in ("", ".", "..") for part in parts)
+    return bool(clean) and clean == name and (nested or "/" not in name)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .._types import (
 )
 from ..errors import BackendError, InvalidPath, InvalidUri, NotFound, TransientError
 from ..hookspecs import Progress, hookimpl
-from ..paths import normalize
+from ..paths import join, normalize
 
 __all__ = ["MemoryBackend", "MemoryRoot", "plugin"]
 
@@ -288,7 +288,7 @@ class MemoryBackend:
     def upload_batch(self, root: MemoryRoot, path: str, files: Iterable[tuple[str, bytes]]) -> None:
         self._enter("upload_batch", root.key(path))
         for name, data in files:
-            self._put(root, "/".join(p for p in (path, name) if p), data)
+            self._put(root, join(path, name), data)
 
     @hookimpl
     def download_batch(
@@ -296,7 +296,7 @@ class MemoryBackend:
     ) -> Iterator[tuple[str, bytes]]:
         fault = self._enter("download_batch", root.key(path))
         for i, name in enumerate(names):
-            data = self._get(root, "/".join(p for p in (path, name) if p)).data
+            data = self._get(root, join(path, name)).data
             if fault is not None and fault.corrupt and i == len(names) // 2:
                 data = data[:-1]  # a short file halfway through the batch
             yield name, data

@@ -14,14 +14,14 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator
 
 from .. import paths as _paths
 from .._backend import Backend
 from .._types import FileInfo
 from ..config import Settings
-from ..errors import ArtifactError, IntegrityError, InvalidPath, NotFound, NotSupported, TransferError
-from . import _chunked
+from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, TransferError
+from . import _batches, _chunked
 from ._local import atomic_destination, verify, walk_files
 from ._progress import AttemptCounter, NullProgress, Progress
 from ._retry import Cancelled, JobContext, pause, retry
@@ -31,7 +31,6 @@ __all__ = ["TransferEngine"]
 log = logging.getLogger("mlartifacts.transfer")
 
 _POLL = 0.25
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,10 +77,10 @@ class TransferEngine:
 
     # -- batches ---------------------------------------------------------------------------
 
-    def _run(self, jobs: Iterable[_Job], in_flight: int | None = None) -> None:
+    def _run(self, jobs: Iterable[_Job], window: int | None = None) -> None:
         """Run jobs on the file pool, a bounded window at a time; fail fast on the first error.
 
-        ``in_flight`` caps how many run at once (default: a queue of twice the workers).
+        ``window`` caps how many are queued or running at once (default: twice the workers).
 
         A job that passes its deadline fails the batch at once, even if the backend
         call it is stuck in never returns; its thread stops at its next check.
@@ -91,7 +90,7 @@ class TransferEngine:
         running: set[JobContext] = set()
         running_lock = threading.Lock()
         pending = iter(jobs)
-        window = in_flight or self.settings.max_workers * 2
+        window = window or self.settings.max_workers * 2
         in_flight = 0
         error: BaseException | None = None
 
@@ -265,7 +264,7 @@ class TransferEngine:
         progress = progress or NullProgress()
         progress.begin(sum(size for _, _, size in files), len(files))
         targets = [_paths.join(path, rel) for _, rel, _ in files]
-        small = self._batchable(backend, [size for _, _, size in files])
+        small = _batches.batchable(backend, self.settings, [size for _, _, size in files])
 
         def job(local: str, size: int, target: str) -> _Job:
             return _Job(
@@ -276,14 +275,14 @@ class TransferEngine:
         def batch_job(group: list[tuple[str, str, int]]) -> _Job:
             return _Job(
                 f"upload {len(group)} files from {local_dir} to {backend.where(path)}",
-                lambda ctx: self._upload_batch(backend, path, group, progress, ctx),
+                lambda ctx: _batches.upload(backend, path, group, self.settings, ctx, progress),
                 files=len(group),
             )
 
         try:
             self._run(
-                (batch_job(group) for group in self._groups([files[i] for i in small])),
-                in_flight=self._batches_in_flight(),
+                (batch_job(group) for group in _batches.groups([files[i] for i in small], self.settings)),
+                window=_batches.in_flight(self.settings),
             )
             self._run(
                 job(local, size, target)
@@ -293,86 +292,6 @@ class TransferEngine:
         finally:
             progress.end()
         return targets
-
-    # -- batches of small files ------------------------------------------------------------------
-
-    def _batchable(self, backend: Backend, sizes: list[int | None]) -> set[int]:
-        """Which of these files go in batches: none unless the backend batches and two or more fit."""
-        limit = self.settings.batch_file_size
-        if not limit or not backend.capabilities.batch:
-            return set()
-        small = {i for i, size in enumerate(sizes) if size is not None and size <= limit}
-        return small if len(small) > 1 else set()
-
-    def _batches_in_flight(self) -> int:
-        return min(self.settings.batches_in_flight, self.settings.max_workers)
-
-    def _groups(self, items: list[T]) -> Iterator[list[T]]:
-        """``items`` in batches of at most ``batch_files``, as many as fill every slot each round."""
-        if not items:
-            return
-        slots = self._batches_in_flight()
-        rounds = -(-len(items) // (slots * self.settings.batch_files))
-        per_batch = max(1, -(-len(items) // (slots * rounds)))
-        for start in range(0, len(items), per_batch):
-            yield items[start : start + per_batch]
-
-    def _upload_batch(
-        self,
-        backend: Backend,
-        path: str,
-        group: list[tuple[str, str, int]],
-        progress: Progress,
-        ctx: JobContext,
-    ) -> None:
-        counter = AttemptCounter(progress, ctx)
-
-        def files() -> Iterator[tuple[str, bytes]]:
-            for local, rel, _ in group:
-                try:
-                    with open(local, "rb") as f:
-                        data = f.read()
-                except FileNotFoundError:
-                    raise NotFound(f"local file {local!r} vanished during the upload") from None
-                counter(len(data))
-                yield rel, data
-
-        retry(
-            lambda: backend.upload_batch(path, files()),
-            ctx,
-            self.settings,
-            what=ctx.what,
-            before_retry=counter.rewind,
-        )
-        for _, rel, _ in group:
-            progress.file_done(_paths.join(path, rel))
-
-    def _download_batch(
-        self,
-        backend: Backend,
-        path: str,
-        group: list[tuple[FileInfo, str]],
-        progress: Progress,
-        ctx: JobContext,
-    ) -> None:
-        offset = len(path) + 1 if path else 0
-        remaining = {entry.path[offset:]: (entry, target) for entry, target in group}
-
-        def attempt() -> None:  # a retry asks only for the files not yet written
-            for name, data in backend.download_batch(path, list(remaining)):
-                ctx.check()
-                entry, target = remaining[name]
-                if entry.file_size is not None and len(data) != entry.file_size:
-                    raise IntegrityError(
-                        f"{backend.where(entry.path)}: received {len(data)} bytes, expected {entry.file_size}"
-                    )
-                with atomic_destination(target) as tmp, open(tmp, "wb") as f:
-                    f.write(data)
-                del remaining[name]
-                progress.update(len(data))
-                progress.file_done(entry.path)
-
-        retry(attempt, ctx, self.settings, what=ctx.what)
 
     def download_file(
         self,
@@ -413,7 +332,7 @@ class TransferEngine:
         targets = [_paths.local_join(local_dir, e.path[offset:]) for e in entries]
         for directory in sorted({os.path.dirname(t) for t in targets} | {local_dir}):
             os.makedirs(directory, exist_ok=True)  # once per directory, not once per file
-        small = self._batchable(backend, [e.file_size for e in entries])
+        small = _batches.batchable(backend, self.settings, [e.file_size for e in entries])
 
         def job(entry: FileInfo, target: str) -> _Job:
             return _Job(
@@ -424,15 +343,15 @@ class TransferEngine:
         def batch_job(group: list[tuple[FileInfo, str]]) -> _Job:
             return _Job(
                 f"download {len(group)} files from {backend.where(path)} to {local_dir}",
-                lambda ctx: self._download_batch(backend, path, group, progress, ctx),
+                lambda ctx: _batches.download(backend, path, group, self.settings, ctx, progress),
                 files=len(group),
             )
 
         pairs = list(zip(entries, targets, strict=False))
         try:
             self._run(
-                (batch_job(group) for group in self._groups([pairs[i] for i in small])),
-                in_flight=self._batches_in_flight(),
+                (batch_job(group) for group in _batches.groups([pairs[i] for i in small], self.settings)),
+                window=_batches.in_flight(self.settings),
             )
             self._run(job(entry, target) for i, (entry, target) in enumerate(pairs) if i not in small)
         finally:
