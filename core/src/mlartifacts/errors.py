@@ -7,6 +7,7 @@ whatever the storage behind a URI::
     ArtifactError
     ├── NotFound                 (also FileNotFoundError)
     ├── AlreadyExists            (also FileExistsError)
+    ├── PreconditionFailed       the object changed under a condition (generation, ETag)
     ├── PermissionDenied         (also PermissionError)
     ├── Unauthenticated
     ├── NotSupported
@@ -42,6 +43,7 @@ __all__ = [
     "PermissionDenied",
     "PluginError",
     "PluginUnavailable",
+    "PreconditionFailed",
     "TransferError",
     "TransientError",
     "Unauthenticated",
@@ -70,6 +72,10 @@ class NotFound(ArtifactError, FileNotFoundError):
 
 class AlreadyExists(ArtifactError, FileExistsError):
     """The target exists and the operation does not overwrite."""
+
+
+class PreconditionFailed(ArtifactError):
+    """A condition on the object (its generation, ETag...) no longer holds: it changed meanwhile."""
 
 
 class PermissionDenied(ArtifactError, PermissionError):

@@ -37,6 +37,7 @@ _CODES: tuple[tuple[type[errors.ArtifactError], str], ...] = (
     (errors.PermissionDenied, "PERMISSION_DENIED"),
     (errors.Unauthenticated, "UNAUTHENTICATED"),
     (errors.AlreadyExists, "RESOURCE_CONFLICT"),
+    (errors.PreconditionFailed, "RESOURCE_CONFLICT"),
     (errors.NotSupported, "NOT_IMPLEMENTED"),
     (errors.OperationTimeout, "DEADLINE_EXCEEDED"),
     (errors.TransientError, "TEMPORARILY_UNAVAILABLE"),

@@ -1,0 +1,38 @@
+"""The server's mapping of the core's errors to MLflow's error codes and HTTP statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from starlette.requests import Request
+
+from mlartifacts import errors
+from mlartifacts.server._errors import handle_artifact_error
+
+
+def _answer(exc: errors.ArtifactError) -> tuple[int, dict[str, str]]:
+    request = Request({"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b""})
+    response = asyncio.run(handle_artifact_error(request, exc))
+    return response.status_code, json.loads(bytes(response.body))
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (errors.NotFound("gone"), 404, "RESOURCE_DOES_NOT_EXIST"),
+        (errors.AlreadyExists("there"), 409, "RESOURCE_CONFLICT"),
+        (errors.PreconditionFailed("changed"), 409, "RESOURCE_CONFLICT"),
+        (errors.PermissionDenied("no"), 403, "PERMISSION_DENIED"),
+        (errors.Unauthenticated("who"), 401, "UNAUTHENTICATED"),
+        (errors.NotSupported("nope"), 501, "NOT_IMPLEMENTED"),
+    ],
+)
+def test_error_codes(error: errors.ArtifactError, status: int, code: str) -> None:
+    assert _answer(error) == (status, {"error_code": code, "message": error.message})
+
+
+def test_precondition_failed_is_not_transient() -> None:
+    # A changed object stays changed: the engine must not retry the same condition.
+    assert errors.PreconditionFailed("changed").transient is False
