@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from starlette.applications import Starlette
 from starlette.requests import Request
 
 from mlartifacts import errors
@@ -13,7 +14,10 @@ from mlartifacts.server._errors import handle_artifact_error
 
 
 def _answer(exc: errors.ArtifactError) -> tuple[int, dict[str, str]]:
-    request = Request({"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b""})
+    app = Starlette()
+    app.state.hidden_locations = ("/srv/artifacts",)
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b"", "app": app}
+    request = Request(scope)
     response = asyncio.run(handle_artifact_error(request, exc))
     return response.status_code, json.loads(bytes(response.body))
 
@@ -36,3 +40,10 @@ def test_error_codes(error: errors.ArtifactError, status: int, code: str) -> Non
 def test_precondition_failed_is_not_transient() -> None:
     # A changed object stays changed: the engine must not retry the same condition.
     assert errors.PreconditionFailed("changed").transient is False
+
+
+def test_messages_never_name_the_destination() -> None:
+    status, body = _answer(errors.NotFound("no such file or directory: /srv/artifacts/1/run/x.bin"))
+    assert (status, body["message"]) == (404, "no such file or directory: 1/run/x.bin")
+    _, body = _answer(errors.NotSupported("the 'nfs' backend does not support presign (at /srv/artifacts)"))
+    assert body["message"] == "the 'nfs' backend does not support presign (at <destination>)"

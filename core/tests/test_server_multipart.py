@@ -296,3 +296,25 @@ def test_mlflow_client_with_auth(tmp_path: Path, client_env: pytest.MonkeyPatch)
         assert [f.path for f in repo.list_artifacts()] == ["f.txt"]
     finally:
         proc.stop()
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("complete", {"path": "f.bin", "upload_id": "nope/../x", "parts": [{"part_number": 1, "etag": "e"}]}),
+        ("abort", {"path": "f.bin", "upload_id": "bad\nid"}),
+        ("complete", {"path": "f.bin", "upload_id": "u", "parts": [{"part_number": 10**30, "etag": "e"}]}),
+        ("complete", {"path": "f.bin", "upload_id": "u", "parts": [{"part_number": 0, "etag": "e"}]}),
+        ("complete", {"path": "f.bin", "upload_id": "u", "parts": [{"part_number": True, "etag": "e"}]}),
+        ("complete", {"path": "f.bin", "upload_id": "u", "parts": [{"part_number": 1, "etag": {"a": 1}}]}),
+        ("complete", {"path": "f.bin", "upload_id": "u", "parts": [{"part_number": 1, "url": 5}]}),
+        ("complete", {"path": "f.bin", "upload_id": "u", "parts": ["not a part"]}),
+        ("complete", {"path": "f.bin", "upload_id": "u", "parts": []}),
+    ],
+)
+def test_malformed_upload_ids_and_parts_are_refused(setup: Setup, route: str, body: dict[str, Any]) -> None:
+    response = requests.post(
+        f"{setup.service}/api/2.0/mlflow-artifacts/mpu/{route}/run", json=body, timeout=10
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"

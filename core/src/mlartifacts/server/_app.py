@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, AsyncIterator
 
 import anyio.to_thread
@@ -23,7 +24,7 @@ from ._artifacts import ArtifactsApi
 from ._auth import ASGIApp, AuthMiddleware, Credentials
 from ._batch import BatchApi
 from ._config import ServerConfig
-from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error
+from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error, handle_internal_error
 from ._multipart import MultipartApi
 
 __all__ = ["app_from_env", "create_app"]
@@ -63,8 +64,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    return error_response("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+def _locations(store: ArtifactStore) -> tuple[str, ...]:
+    """The strings that name the destination itself, which no answer may show a client."""
+    backend = store.backend
+    found = {backend.display_uri, backend.uri}
+    for text in list(found):
+        local = text.removeprefix("file://")
+        if local and "://" not in local and ":" not in local.split("/", 1)[0]:
+            found |= {os.path.abspath(local), os.path.realpath(local)}
+    # Relative forms ('./mlartifacts') are left out: replacing them would mangle artifact
+    # paths that happen to contain the same word; the core reports absolute ones.
+    cleaned = {f.rstrip("/") for f in found if f.startswith("/") or "://" in f} - {""}
+    return tuple(sorted(cleaned, key=len, reverse=True))
 
 
 def create_app(
@@ -119,10 +130,11 @@ def create_app(
             ArtifactError: handle_artifact_error,
             ApiError: handle_api_error,
             HTTPException: _http_error,
-            Exception: _internal_error,
+            Exception: handle_internal_error,
         },
     )
     app.state.store = store
+    app.state.hidden_locations = _locations(store)
     wrapped: ASGIApp = app  # type: ignore[assignment]
     credentials = Credentials.load(config.users_file, config.tokens_file)
     if credentials is not None:

@@ -18,7 +18,7 @@ from .._types import FileInfo
 from ..store import ArtifactStore
 from ._errors import ApiError
 from ._paths import request_path
-from ._streams import SMALL_BODY, IncompleteBody, RequestBody, parse_range
+from ._streams import SMALL_BODY, IncompleteBody, RequestBody, parse_range, refuse_transfer_codings
 
 __all__ = ["ArtifactsApi"]
 
@@ -186,6 +186,7 @@ class ArtifactsApi:
                 "INVALID_PARAMETER_VALUE", "Artifact path must include a filename (cannot end with '/')."
             )
         path = request_path(raw, allow_empty=False)
+        refuse_transfer_codings(request)
         length = request.headers.get("content-length")
         expected = int(length) if length and length.isdigit() else None
         try:

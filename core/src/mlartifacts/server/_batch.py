@@ -17,13 +17,13 @@ import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from .. import paths
 from .._tar import BatchFormatError, read_members, reader, write_members
 from .._types import FileInfo
 from ..store import ArtifactStore
 from ._errors import ApiError
+from ._json import read_json
 from ._paths import member_path, request_path
-from ._streams import IncompleteBody, RequestBody
+from ._streams import IncompleteBody, RequestBody, refuse_transfer_codings
 
 __all__ = ["MAX_BATCH_NAMES", "BatchApi"]
 
@@ -42,13 +42,14 @@ class BatchApi:
     async def upload(self, request: Request) -> Response:
         """Write every member of the tar body below the route's directory."""
         directory = request_path(request.path_params["path"])
+        refuse_transfer_codings(request)
         length = request.headers.get("content-length")
         body = RequestBody(request, int(length) if length and length.isdigit() else None)
 
         def store_members() -> tuple[int, int]:
             count = total = 0
             for name, size, data in read_members(reader(body)):
-                path = paths.join(directory, member_path(name))
+                path = member_path(name, directory)
                 self.store.write(path, _blocks(data), size)
                 count += 1
                 total += size
@@ -65,8 +66,8 @@ class BatchApi:
     async def download(self, request: Request) -> Response:
         """A tar of the files the JSON body names (``{"paths": [...]}``, relative to the directory)."""
         directory = request_path(request.path_params["path"])
-        names = _names(await _json(request))
-        targets = [paths.join(directory, member_path(name)) for name in names]
+        names = _names(await read_json(request))
+        targets = [member_path(name, directory) for name in names]
 
         def stat_all() -> list[FileInfo]:
             return [self.store.stat(path) for path in targets]
@@ -86,13 +87,6 @@ class BatchApi:
 def _blocks(data: IO[bytes]) -> Iterator[bytes]:
     while block := data.read(_BLOCK):
         yield block
-
-
-async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise ApiError("INVALID_PARAMETER_VALUE", "the request body must be JSON") from None
 
 
 def _names(body: Any) -> list[str]:

@@ -9,7 +9,13 @@ from starlette.responses import JSONResponse, Response
 
 from .. import errors
 
-__all__ = ["ApiError", "error_response", "handle_artifact_error"]
+__all__ = [
+    "ApiError",
+    "error_response",
+    "handle_artifact_error",
+    "handle_internal_error",
+    "without_locations",
+]
 
 log = logging.getLogger("mlartifacts.server")
 
@@ -22,6 +28,7 @@ STATUS = {
     "RESOURCE_DOES_NOT_EXIST": 404,
     "ENDPOINT_NOT_FOUND": 404,
     "RESOURCE_CONFLICT": 409,
+    "REQUEST_TOO_LARGE": 413,  # not one of MLflow's codes: its server has no such limit
     "REQUEST_LIMIT_EXCEEDED": 429,
     "INTERNAL_ERROR": 500,
     "NOT_IMPLEMENTED": 501,
@@ -62,13 +69,35 @@ async def handle_api_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.code, exc.message)
 
 
+def without_locations(message: str, locations: tuple[str, ...]) -> str:
+    """``message`` with the destination's own locations taken out (longest first).
+
+    ``<location>/run/x`` becomes ``run/x``: the client sees the artifact path it sent,
+    never where the server keeps it (a filesystem path, a bucket). The log keeps both.
+    """
+    for location in locations:
+        message = message.replace(location + "/", "").replace(location, "<destination>")
+    return message
+
+
+def _client_message(request: Request, message: str) -> str:
+    return without_locations(message, getattr(request.app.state, "hidden_locations", ()))
+
+
 async def handle_artifact_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ArtifactError)
     code = next((code for kind, code in _CODES if isinstance(exc, kind)), "INTERNAL_ERROR")
     if code == "INTERNAL_ERROR":
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
-    if isinstance(exc, errors.InvalidPath):
-        # MLflow's clients look for exactly this message; the detail follows it.
-        message = exc.message if exc.message.startswith("Invalid path") else f"Invalid path: {exc.message}"
-        return error_response(code, message)
-    return error_response(code, exc.message)
+    else:
+        log.info("%s %s: %s", request.method, request.url.path, exc)
+    message = _client_message(request, exc.message)
+    if isinstance(exc, errors.InvalidPath) and not message.startswith("Invalid path"):
+        # MLflow's clients look for exactly this prefix; the detail follows it.
+        message = f"Invalid path: {message}"
+    return error_response(code, message)
+
+
+async def handle_internal_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    return error_response("INTERNAL_ERROR", _client_message(request, f"{type(exc).__name__}: {exc}"))

@@ -8,9 +8,9 @@ MLflow's client looks for before it falls back to a single PUT.
 
 from __future__ import annotations
 
-import json
 import ntpath
 import posixpath
+import re
 from typing import Any
 
 import anyio.to_thread
@@ -24,6 +24,7 @@ from ..config import env_int
 from ..errors import InvalidPath
 from ..store import ArtifactStore
 from ._errors import ApiError
+from ._json import read_json
 from ._paths import request_path
 
 __all__ = ["MPU_UNSUPPORTED", "MultipartApi"]
@@ -35,10 +36,7 @@ MPD_UNSUPPORTED = "Multipart download is not supported for the current artifact 
 async def _json(request: Request) -> dict[str, Any]:
     if "json" not in request.headers.get("content-type", ""):
         raise ApiError("BAD_REQUEST", "Bad Request. Content-Type header is missing or not application/json.")
-    try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        raise ApiError("BAD_REQUEST", f"Bad Request. The body is not valid JSON: {exc}") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError("BAD_REQUEST", "Bad Request. The body must be a JSON object.")
     return body
@@ -51,6 +49,40 @@ def _field(body: dict[str, Any], name: str, kind: type, required: bool = True) -
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ApiError("INVALID_PARAMETER_VALUE", f"'{name}' must be a {kind.__name__}, got {value!r}")
     return value
+
+
+#: What an upload id may look like: the storages' own ids are URL-safe tokens (S3's
+#: base64 may hold '/', '+' and '='); anything else is a client's invention.
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9._~+=/-]{1,1024}")
+
+
+def _upload_id(body: dict[str, Any]) -> str:
+    value = _field(body, "upload_id", str, required=False) or ""
+    if value and (not _UPLOAD_ID.fullmatch(value) or ".." in value.split("/")):
+        raise ApiError("INVALID_PARAMETER_VALUE", f"Invalid upload_id: {value[:100]!r}")
+    return value
+
+
+def _parts(raw_parts: list[Any], max_parts: int) -> list[Part]:
+    """The parts of ``mpu/complete``, each checked: a number in range, an ETag, maybe the URL it went to."""
+    if not raw_parts:
+        raise ApiError("INVALID_PARAMETER_VALUE", "'parts' must not be empty")
+    parts = []
+    for raw in raw_parts:
+        number = raw.get("part_number") if isinstance(raw, dict) else None
+        etag = raw.get("etag") if isinstance(raw, dict) else None
+        url = raw.get("url") if isinstance(raw, dict) else None
+        if isinstance(number, str) and number.isdigit() and len(number) < 8:
+            number = int(number)
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= max_parts:
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE",
+                f"each part needs a 'part_number' between 1 and {max_parts}, got {str(number)[:20]!r}",
+            )
+        if not isinstance(etag, (str, type(None))) or not isinstance(url, (str, type(None))):
+            raise ApiError("INVALID_PARAMETER_VALUE", "a part's 'etag' and 'url' must be strings")
+        parts.append(Part(number, etag or "", url))
+    return parts
 
 
 class MultipartApi:
@@ -115,14 +147,10 @@ class MultipartApi:
         if not self.uploads_enabled:
             raise ApiError("NOT_IMPLEMENTED", MPU_UNSUPPORTED)
         target = self._target(request, _field(body, "path", str))
-        upload_id = _field(body, "upload_id", str, required=False) or ""
-        raw_parts = _field(body, "parts", list)
-        try:
-            parts = [Part(int(p["part_number"]), str(p["etag"]), p.get("url")) for p in raw_parts]
-        except (KeyError, TypeError, ValueError):
-            raise ApiError("INVALID_PARAMETER_VALUE", "each part needs 'part_number' and 'etag'") from None
-        if not parts:
-            raise ApiError("INVALID_PARAMETER_VALUE", "'parts' must not be empty")
+        upload_id = _upload_id(body)
+        limits = self.store.backend.multipart_limits
+        assert limits is not None
+        parts = _parts(_field(body, "parts", list), limits.max_parts)
         await anyio.to_thread.run_sync(self.store.backend.complete_multipart, target, upload_id, parts)
         return JSONResponse({})
 
@@ -131,7 +159,7 @@ class MultipartApi:
         if not self.uploads_enabled:
             raise ApiError("NOT_IMPLEMENTED", MPU_UNSUPPORTED)
         target = self._target(request, _field(body, "path", str))
-        upload_id = _field(body, "upload_id", str, required=False) or ""
+        upload_id = _upload_id(body)
         await anyio.to_thread.run_sync(self.store.backend.abort_multipart, target, upload_id)
         return JSONResponse({})
 

@@ -9,14 +9,33 @@ import anyio.from_thread
 from starlette.requests import Request
 
 from ..errors import TransferError
+from ._errors import ApiError
 
-__all__ = ["SMALL_BODY", "IncompleteBody", "RequestBody", "parse_range"]
+__all__ = ["SMALL_BODY", "IncompleteBody", "RequestBody", "parse_range", "refuse_transfer_codings"]
 
 _BATCH = 1024 * 1024  # hand the engine ~1 MiB at a time: one event-loop hop per MiB, not per TCP read
 #: Bodies up to this size are held whole (no more than one streamed batch) and cross to
 #: a worker thread once, instead of once per batch plus once for the end.
 SMALL_BODY = _BATCH
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: Digits past this many exceed any object's size; int() would refuse some (its 4,300-digit limit).
+_MAX_DIGITS = 30
+
+
+class UnsupportedCoding(ApiError):
+    """A request body in a transfer coding other than chunked (e.g. gzip)."""
+
+
+def refuse_transfer_codings(request: Request) -> None:
+    """Refuse a body sent in a transfer coding the server would store undecoded (``gzip, chunked``)."""
+    codings = [c.strip().lower() for c in request.headers.get("transfer-encoding", "").split(",")]
+    unsupported = [c for c in codings if c and c != "chunked"]
+    if unsupported:
+        raise UnsupportedCoding(
+            "INVALID_PARAMETER_VALUE",
+            f"Transfer-Encoding {', '.join(unsupported)!r} is not supported: send the bytes as they "
+            "are (chunked or with a Content-Length)",
+        )
 
 
 class IncompleteBody(TransferError):
@@ -76,17 +95,25 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     match = _RANGE.match(header.strip().replace(" ", ""))
     if not match or (not match.group(1) and not match.group(2)):
         return None
-    first, last = match.group(1), match.group(2)
-    if not first:  # suffix: the last N bytes
-        suffix = int(last)
-        if suffix == 0:
+    first, last = _number(match.group(1)), _number(match.group(2))
+    if size == 0:
+        return "unsatisfiable"  # no byte of an empty file can be selected (RFC 9110 14.1.1)
+    if first is None:  # suffix: the last N bytes
+        assert last is not None
+        if last == 0:
             return "unsatisfiable"
-        start = max(0, size - suffix)
+        start = max(0, size - last)
         return start, size - start
-    start = int(first)
+    start = first
     if start >= size:
         return "unsatisfiable"
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(last, size - 1) if last is not None else size - 1
     if end < start:
         return None
     return start, end - start + 1
+
+
+def _number(digits: str) -> int | None:
+    if not digits:
+        return None
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
