@@ -105,7 +105,7 @@ def test_cut_off_batch_keeps_only_whole_files(server: RunningServer, run: str) -
     body = tar_of({"whole.bin": random_bytes(20_000, seed=2), "cut.bin": random_bytes(3 << 20, seed=3)})
     port = int(server.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        head = f"POST {BATCH}/upload/{run} HTTP/1.1\r\nHost: x\r\n"
+        head = f"POST {BATCH}/upload/{run} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         s.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body[: 2 << 20])
         time.sleep(0.3)  # the server is now writing cut.bin
     deadline = time.monotonic() + 10
@@ -118,7 +118,10 @@ def test_cut_off_small_put_leaves_nothing(server: RunningServer, run: str) -> No
     """A body under 1 MiB is read whole before writing: cut off, it writes nothing."""
     port = int(server.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(f"PUT {API}/{run}/small.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n".encode())
+        s.sendall(
+            f"PUT {API}/{run}/small.bin HTTP/1.1\r\nHost: localhost\r\n"
+            "Content-Length: 500000\r\n\r\n".encode()
+        )
         s.sendall(random_bytes(100_000))
         time.sleep(0.3)
     time.sleep(0.3)

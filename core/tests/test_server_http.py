@@ -200,7 +200,8 @@ def test_unsafe_paths_are_refused_everywhere(server: RunningServer, bad: str) ->
 def test_raw_dot_dot_in_the_request_line(server: RunningServer) -> None:
     with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10) as s:
         s.sendall(
-            f"GET {API}/1/../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            f"GET {API}/1/../../../etc/passwd HTTP/1.1\r\nHost: localhost\r\n"
+            "Connection: close\r\n\r\n".encode()
         )
         reply = b""
         while chunk := s.recv(65536):
@@ -265,7 +266,7 @@ def test_cut_off_upload_leaves_nothing(server: RunningServer, run: str) -> None:
     port = int(server.url.rsplit(":", 1)[1])
     before = _destination_files(server.destination)  # type: ignore[arg-type]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        head = f"PUT {API}/{run}/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: {10 << 20}\r\n\r\n"
+        head = f"PUT {API}/{run}/cut.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {10 << 20}\r\n\r\n"
         s.sendall(head.encode() + random_bytes(3 << 20))
         time.sleep(0.3)  # the server is now writing the first MiBs
     deadline = time.monotonic() + 10

@@ -56,6 +56,24 @@ def add_commands(commands: Any) -> None:
         "`mlartifacts hash-password`)",
     )
     option("--tokens-file", metavar="FILE", help="require bearer tokens: one per line (or sha256:<hex>)")
+    option(
+        "--allowed-hosts",
+        metavar="HOSTS",
+        help="comma-separated Host headers to serve, '*' patterns allowed (default: localhost, "
+        "loopback and private addresses); refuses DNS-rebinding pages",
+    )
+    option(
+        "--cors-allowed-origins",
+        metavar="ORIGINS",
+        help="comma-separated origins whose browser pages may call the API (default: localhost origins)",
+    )
+    option("--x-frame-options", metavar="VALUE", help="X-Frame-Options header (default: SAMEORIGIN)")
+    option(
+        "--disable-security-middleware",
+        action="store_true",
+        default=None,
+        help="turn the Host and cross-origin checks off (only behind a proxy that does them)",
+    )
     server.set_defaults(handler=cmd_server)
 
     collect = commands.add_parser(

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from ._auth import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccessLogMiddleware"]
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from .._registry import PluginRegistry
 from .._version import __version__
@@ -21,11 +22,12 @@ from ..errors import ArtifactError
 from ..store import ArtifactStore
 from ._access_log import AccessLogMiddleware
 from ._artifacts import ArtifactsApi
-from ._auth import ASGIApp, AuthMiddleware, Credentials
+from ._auth import AuthMiddleware, Credentials
 from ._batch import BatchApi
 from ._config import ServerConfig
 from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error, handle_internal_error
 from ._multipart import MultipartApi
+from ._security import SecurityMiddleware, SecurityPolicy
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -135,10 +137,17 @@ def create_app(
     )
     app.state.store = store
     app.state.hidden_locations = _locations(store)
-    wrapped: ASGIApp = app  # type: ignore[assignment]
+    wrapped: ASGIApp = app
     credentials = Credentials.load(config.users_file, config.tokens_file)
+    health = config.static_prefix + "/health"
     if credentials is not None:
-        wrapped = AuthMiddleware(wrapped, credentials, exempt=(config.static_prefix + "/health",))
+        wrapped = AuthMiddleware(wrapped, credentials, exempt=(health,))
+    if not config.disable_security_middleware:
+        policy = SecurityPolicy.from_options(
+            config.allowed_hosts, config.cors_allowed_origins, config.host, config.x_frame_options
+        )
+        # Outside authentication: a browser's CORS preflight carries no credentials.
+        wrapped = SecurityMiddleware(wrapped, policy, exempt=(health,))
     return AccessLogMiddleware(wrapped)
 
 

@@ -16,17 +16,13 @@ import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Mapping
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import ConfigError
 
 __all__ = ["AuthMiddleware", "Credentials", "hash_password", "verify_password"]
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _ALGORITHM = "pbkdf2_sha256"
 _ITERATIONS = 310_000

@@ -31,6 +31,7 @@ __all__ = ["MAX_BATCH_NAMES", "BatchApi"]
 MAX_BATCH_NAMES = 1000
 _TAR = "application/x-tar"
 _BLOCK = 1024 * 1024
+_FORM_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 class BatchApi:
@@ -43,6 +44,13 @@ class BatchApi:
         """Write every member of the tar body below the route's directory."""
         directory = request_path(request.path_params["path"])
         refuse_transfer_codings(request)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind in _FORM_TYPES:
+            # The types an HTML form or a "simple" cross-site request can send without asking:
+            # a tar never comes that way, so refusing them leaves no CSRF route to a write.
+            raise ApiError(
+                "UNSUPPORTED_MEDIA_TYPE", f"batch upload takes {_TAR} (or no Content-Type), not {kind}"
+            )
         length = request.headers.get("content-length")
         body = RequestBody(request, int(length) if length and length.isdigit() else None)
 

@@ -28,6 +28,13 @@ class ServerConfig:
         host, port, workers: where and how to listen (``MLFLOW_WORKERS``).
         static_prefix: a path prefix for every route, e.g. ``/mlflow`` (``MLFLOW_STATIC_PREFIX``).
         users_file, tokens_file: turn authentication on (see ``server._auth``).
+        allowed_hosts: comma-separated ``Host`` patterns served (``MLFLOW_SERVER_ALLOWED_HOSTS``;
+            default localhost, loopback and private addresses); see ``server._security``.
+        cors_allowed_origins: comma-separated origins whose browser pages may write
+            (``MLFLOW_SERVER_CORS_ALLOWED_ORIGINS``; default localhost origins).
+        x_frame_options: the ``X-Frame-Options`` header (``MLFLOW_SERVER_X_FRAME_OPTIONS``).
+        disable_security_middleware: turn the Host and Origin checks off
+            (``MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE``).
     """
 
     artifacts_destination: str = "./mlartifacts"
@@ -39,6 +46,10 @@ class ServerConfig:
     static_prefix: str = ""
     users_file: str | None = None
     tokens_file: str | None = None
+    allowed_hosts: str | None = None
+    cors_allowed_origins: str | None = None
+    x_frame_options: str = "SAMEORIGIN"
+    disable_security_middleware: bool = False
 
     def __post_init__(self) -> None:
         prefix = self.static_prefix
@@ -64,6 +75,11 @@ class ServerConfig:
             static_prefix=env_str("MLFLOW_STATIC_PREFIX", "", environ) or "",
             users_file=env_str("MLARTIFACTS_AUTH_USERS_FILE", None, environ),
             tokens_file=env_str("MLARTIFACTS_AUTH_TOKENS_FILE", None, environ),
+            allowed_hosts=env_str("MLFLOW_SERVER_ALLOWED_HOSTS", None, environ),
+            cors_allowed_origins=env_str("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS", None, environ),
+            x_frame_options=env_str("MLFLOW_SERVER_X_FRAME_OPTIONS", d.x_frame_options, environ)
+            or d.x_frame_options,
+            disable_security_middleware=env_bool("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", False, environ),
         )
 
     def export(self) -> None:

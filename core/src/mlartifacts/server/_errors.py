@@ -29,6 +29,7 @@ STATUS = {
     "ENDPOINT_NOT_FOUND": 404,
     "RESOURCE_CONFLICT": 409,
     "REQUEST_TOO_LARGE": 413,  # not one of MLflow's codes: its server has no such limit
+    "UNSUPPORTED_MEDIA_TYPE": 415,  # nor this one: MLflow has no batch routes
     "REQUEST_LIMIT_EXCEEDED": 429,
     "INTERNAL_ERROR": 500,
     "NOT_IMPLEMENTED": 501,
