@@ -105,3 +105,14 @@ def test_part_size(size: int, preferred: int, expected: int) -> None:
 def test_too_large_for_any_part_size() -> None:
     with pytest.raises(ValueError, match="do not fit"):
         MultipartLimits(5, 10, 3).part_size_for(31, 5)
+
+
+@pytest.mark.parametrize(("value", "size"), [("0", 0), ("512KiB", 512 * 1024), ("16MiB", 16 << 20)])
+def test_batch_file_size_zero_turns_batches_off(value: str, size: int) -> None:
+    # Documented: 0 turns batches off (it used to be refused as "at least 1 byte").
+    assert Settings.from_env({"MLARTIFACTS_BATCH_FILE_SIZE": value}).batch_file_size == size
+
+
+def test_batch_file_size_over_the_cap_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="MLARTIFACTS_BATCH_FILE_SIZE"):
+        Settings.from_env({"MLARTIFACTS_BATCH_FILE_SIZE": "17MiB"})

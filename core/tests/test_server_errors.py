@@ -29,7 +29,6 @@ def _answer(exc: errors.ArtifactError) -> tuple[int, dict[str, str]]:
         (errors.AlreadyExists("there"), 409, "RESOURCE_CONFLICT"),
         (errors.PreconditionFailed("changed"), 409, "RESOURCE_CONFLICT"),
         (errors.PermissionDenied("no"), 403, "PERMISSION_DENIED"),
-        (errors.Unauthenticated("who"), 401, "UNAUTHENTICATED"),
         (errors.NotSupported("nope"), 501, "NOT_IMPLEMENTED"),
     ],
 )
@@ -47,3 +46,10 @@ def test_messages_never_name_the_destination() -> None:
     assert (status, body["message"]) == (404, "no such file or directory: 1/run/x.bin")
     _, body = _answer(errors.NotSupported("the 'nfs' backend does not support presign (at /srv/artifacts)"))
     assert body["message"] == "the 'nfs' backend does not support presign (at <destination>)"
+
+
+def test_the_destination_refusing_the_server_is_not_the_client_s_fault() -> None:
+    # A 401 would read as if the client's login were wrong; the server's own credentials were.
+    status, body = _answer(errors.Unauthenticated("InvalidAccessKeyId at s3://bucket"))
+    assert (status, body["error_code"]) == (503, "TEMPORARILY_UNAVAILABLE")
+    assert "storage credentials were refused" in body["message"]

@@ -266,7 +266,7 @@ MAX_BATCH_FILE_SIZE = 16 * MiB
 
 
 def _batch_file_size(environ: Environ | None) -> int:
-    value = env_bytes("MLARTIFACTS_BATCH_FILE_SIZE", 1 * MiB, environ)
+    value = env_bytes("MLARTIFACTS_BATCH_FILE_SIZE", 1 * MiB, environ, minimum=0)
     if not 0 <= value <= MAX_BATCH_FILE_SIZE:
         raise ConfigError(f"MLARTIFACTS_BATCH_FILE_SIZE must be between 0 and 16MiB, got {value}")
     return value

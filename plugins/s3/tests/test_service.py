@@ -375,3 +375,23 @@ def test_gc_sweeps_incomplete_uploads_under_the_destination(
     assert [u["UploadId"] for u in pending(seaweedfs, prefix)] == [outside["UploadId"]]
     admin.abort_multipart_upload(Bucket=seaweedfs.bucket, Key=f"{prefix}/destination-2/x.bin",
                                  UploadId=outside["UploadId"])  # fmt: skip
+
+
+@pytest.mark.parametrize("secret", ["wrong-secret", None], ids=["wrong-credentials", "no-credentials"])
+def test_server_refuses_to_start_when_storage_refuses_its_credentials(
+    seaweedfs: SeaweedFS, tmp_path: Path, secret: str | None
+) -> None:
+    # Started anyway, it would answer every client with an error reading as the client's own.
+    env = server_env(seaweedfs, seaweedfs.endpoint)
+    if secret is None:
+        del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    else:
+        env["AWS_SECRET_ACCESS_KEY"] = secret
+    done = subprocess.run(
+        [sys.executable, "-c", "from mlartifacts.cli import main; main()", "server",
+         "--artifacts-destination", f"s3://{seaweedfs.bucket}/x", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=120, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "refused the server's credentials" in done.stderr
+    assert "Traceback" not in done.stderr

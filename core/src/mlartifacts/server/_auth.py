@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import ConfigError
@@ -95,8 +96,12 @@ class Credentials:
         return cls(users, frozenset(digests))
 
     def authenticate(self, authorization: str | None) -> str | None:
-        """The principal an ``Authorization`` header proves, or None."""
-        if not authorization:
+        """The principal an ``Authorization`` header proves, or None.
+
+        Slow (PBKDF2) for hashed passwords: call it from a worker thread. An unknown user
+        costs as much as a wrong password, so timing does not tell which names exist.
+        """
+        if not authorization or len(authorization) > MAX_AUTHORIZATION:
             return None
         scheme, _, value = authorization.partition(" ")
         scheme = scheme.lower()
@@ -106,21 +111,43 @@ class Credentials:
             except (ValueError, binascii.Error, UnicodeDecodeError):
                 return None
             stored = self.users.get(name)
-            if stored is not None and _verified(name, password, stored):
-                return name
-            return None
+            if stored is None:
+                verify_password(password, self._decoy)  # the same work as for a real user
+                return None
+            return name if _verified(name, password, stored) else None
         if scheme == "bearer" and self.token_digests:
             digest = _token_digest(value.strip())
             if any(hmac.compare_digest(digest, known) for known in self.token_digests):
                 return "token:" + digest[:8]
         return None
 
+    @functools.cached_property
+    def _decoy(self) -> str:
+        # A hash as costly as the users' own (the first hashed one), checked for unknown names.
+        hashed = [stored for stored in self.users.values() if stored.startswith(_ALGORITHM + "$")]
+        return hashed[0] if hashed else "x"
 
-@functools.lru_cache(maxsize=1024)
+
+#: Longest ``Authorization`` header considered; longer ones are refused unread.
+MAX_AUTHORIZATION = 8192
+
+_remembered: dict[tuple[str, str, str], None] = {}
+_REMEMBERED_MAX = 1024
+
+
 def _verified(name: str, password: str, stored: str) -> bool:
     # PBKDF2 is slow on purpose; a client logging 1,000 files sends the same header
-    # 1,000 times, so successful checks are remembered (keyed by the secret itself).
-    return verify_password(password, stored)
+    # 1,000 times, so successful checks are remembered. Failures never are: an attacker's
+    # guesses must not fill memory, nor be answered faster the second time.
+    key = (name, password, stored)
+    if key in _remembered:
+        return True
+    if not verify_password(password, stored):
+        return False
+    if len(_remembered) >= _REMEMBERED_MAX:
+        _remembered.pop(next(iter(_remembered)))
+    _remembered[key] = None
+    return True
 
 
 _UNAUTHENTICATED = (
@@ -146,7 +173,8 @@ class AuthMiddleware:
             if key == b"authorization":
                 header = value.decode("latin-1")
                 break
-        principal = self.credentials.authenticate(header)
+        # Off the event loop: PBKDF2 takes ~0.1 s, and other requests must not wait for it.
+        principal = await anyio.to_thread.run_sync(self.credentials.authenticate, header)
         if principal is None:
             body = _UNAUTHENTICATED
             await send(

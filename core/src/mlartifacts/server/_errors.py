@@ -93,6 +93,12 @@ async def handle_artifact_error(request: Request, exc: Exception) -> Response:
     else:
         log.info("%s %s: %s", request.method, request.url.path, exc)
     message = _client_message(request, exc.message)
+    if isinstance(exc, errors.Unauthenticated):
+        # The client's own credentials are checked before any route runs: this one is the
+        # server's, refused by its destination. Not the client's mistake, so not a 401.
+        code = "TEMPORARILY_UNAVAILABLE"
+        message = f"the artifacts server's storage credentials were refused (tell its operator): {message}"
+        log.error("%s %s: %s", request.method, request.url.path, exc)
     if isinstance(exc, errors.InvalidPath) and not message.startswith("Invalid path"):
         # MLflow's clients look for exactly this prefix; the detail follows it.
         message = f"Invalid path: {message}"

@@ -21,6 +21,30 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
+def check_destination(uri: str) -> None:
+    """Fail now if the destination refuses the server's credentials; warn if it cannot be reached.
+
+    Otherwise a server without storage credentials would start and answer every client
+    with an error that reads as if the client's own login were wrong.
+    """
+    from ..config import Settings
+    from ..errors import ArtifactError, ConfigError, PermissionDenied, Unauthenticated
+    from ..store import ArtifactStore
+
+    with ArtifactStore(uri, settings=Settings.from_env().replace(max_retries=0)) as store:
+        try:
+            store.list_artifacts("")
+        except (Unauthenticated, PermissionDenied) as exc:
+            raise ConfigError(
+                f"the artifacts destination {store.backend.display_uri} refused the server's "
+                f"credentials: {exc}"
+            ) from exc
+        except ArtifactError as exc:
+            log.warning(
+                "the artifacts destination %s could not be checked: %s", store.backend.display_uri, exc
+            )
+
+
 def run(config: ServerConfig) -> None:
     """Serve until interrupted. Fails early (before listening) if the destination is unusable."""
     import uvicorn
@@ -30,6 +54,7 @@ def run(config: ServerConfig) -> None:
     # Resolve the destination now, so a missing plugin or a bad URI is a clear error
     # at start-up rather than a 500 on the first request.
     create_app(config)
+    check_destination(config.artifacts_destination)
     config.export()
     logging.getLogger("mlartifacts.server").info(
         "serving %s on http://%s:%d%s",
