@@ -14,6 +14,7 @@ from mlartifacts.errors import (
     BackendError,
     IntegrityError,
     NotFound,
+    NotSupported,
     OperationTimeout,
     PermissionDenied,
     TransientError,
@@ -488,3 +489,42 @@ def test_range_failing_past_its_retries_fails_the_download(backend: MemoryBacken
         with pytest.raises(TransientError, match="gave up"):
             store.download_file("r.bin", str(tmp_path / "r.bin"))
         assert list(tmp_path.iterdir()) == []
+
+
+def test_read_of_a_missing_object_fails_at_the_call(store: ArtifactStore) -> None:
+    # Not at the caller's first next(): a server can answer 404 before it starts a 200.
+    with pytest.raises(NotFound):
+        store.read("missing.bin")
+    store.write_bytes("empty.bin", b"")
+    assert list(store.read("empty.bin")) == []
+
+
+def test_server_side_copy_refused_between_two_roots_streams_instead(backend: MemoryBackend) -> None:
+    backend.inject("copy", NotSupported("copy between these two buckets"), times=1)
+    with make_store(backend) as store:
+        store.write_bytes("a.bin", b"abc" * 1000)
+        store.copy_to("a.bin", store, "b.bin")
+        assert store.read_bytes("b.bin") == b"abc" * 1000
+
+
+class CallerError(Exception):
+    """The caller's own stream breaking (a file it reads, a socket it proxies)."""
+
+
+@pytest.mark.parametrize("size_hint", [None, 10 * KiB], ids=["unknown-size", "below-threshold"])
+def test_a_broken_caller_stream_raises_the_caller_s_error(
+    backend: MemoryBackend, size_hint: int | None
+) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(4):
+            yield random_bytes(LIMITS.min_part_size)
+        raise CallerError("the client went away")
+
+    settings = FAST.replace(multipart_threshold=LIMITS.min_part_size * 100)
+    multipart_refused = MemoryBackend(LIMITS, chunk_size=1000)
+    multipart_refused.inject("create_multipart", NotSupported("not here"), times=1)
+    for target in (backend, multipart_refused):
+        with make_store(target, settings) as store, pytest.raises(CallerError):
+            store.write("s.bin", chunks(), size_hint=size_hint)
+        with make_store(target, settings) as store:
+            assert not store.exists("s.bin")

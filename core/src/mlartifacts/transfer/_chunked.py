@@ -215,7 +215,7 @@ def upload_stream_parts(
         progress.update(len(first))
         return
     if size_hint is not None and size_hint < (limits.threshold or 0):
-        backend.write(path, _counted(itertools.chain([first, second], parts_iter), progress))
+        write_whole(backend, path, itertools.chain([first, second], parts_iter), progress, ctx)
         return
     try:
         upload_id = retry(
@@ -228,7 +228,7 @@ def upload_stream_parts(
         # Not in parts after all (a proxy's destination refused): one streamed write,
         # starting with the parts already buffered.
         log.info("%s: multipart refused; writing in one stream", where)
-        backend.write(path, _counted(itertools.chain([first, second], parts_iter), progress))
+        write_whole(backend, path, itertools.chain([first, second], parts_iter), progress, ctx)
         return
     slots = threading.BoundedSemaphore(min(settings.max_workers, settings.stream_parts_in_flight))
     futures: list[Future[Part]] = []
@@ -278,10 +278,46 @@ def upload_stream_parts(
     raise error
 
 
-def _counted(chunks: Iterable[bytes], progress: Progress) -> Iterator[bytes]:
-    for chunk in chunks:
-        progress.update(len(chunk))
-        yield chunk
+def write_whole(
+    backend: Backend, path: str, chunks: Iterable[bytes], progress: Progress, ctx: JobContext
+) -> None:
+    """One streamed ``write`` of the caller's chunks, counted and deadline-checked.
+
+    If the caller's own stream breaks, that is the error raised, not the backend's
+    translation of it (a plugin sees only an exception escaping its iterable).
+    """
+    source = _Source(chunks, progress, ctx)
+    try:
+        backend.write(path, source)
+    except ArtifactError:
+        if source.error is not None:
+            raise source.error from None
+        raise
+
+
+class _Source:
+    """A caller's stream as handed to a backend: counted, deadline-checked, its own failure kept."""
+
+    def __init__(self, chunks: Iterable[bytes], progress: Progress, ctx: JobContext) -> None:
+        self._chunks = iter(chunks)
+        self._progress = progress
+        self._ctx = ctx
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        self._ctx.check()
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise
+        self._progress.update(len(chunk))
+        return chunk
 
 
 def _raise_failed(futures: Sequence[Future[Part]]) -> None:

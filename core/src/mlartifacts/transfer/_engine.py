@@ -384,15 +384,7 @@ class TransferEngine:
                     backend, limits, chunks, size_hint, path, self._chunks(), self.settings, ctx, progress
                 )
             else:
-                source = _Source(chunks, progress, ctx)
-                try:
-                    backend.write(path, source)
-                except ArtifactError:
-                    # If the caller's own stream broke, that is the error to report,
-                    # not the backend's translation of it.
-                    if source.error is not None:
-                        raise source.error from None
-                    raise
+                _chunked.write_whole(backend, path, chunks, progress, ctx)
             progress.file_done(path)
         except Cancelled as exc:  # the stream's own parts failed; their error was raised instead
             raise TransferError(f"{ctx.what}: cancelled") from exc
@@ -402,9 +394,21 @@ class TransferEngine:
     def read_stream(
         self, backend: Backend, path: str, offset: int = 0, length: int | None = None
     ) -> Iterator[bytes]:
-        """Stream an object (or a byte range), resuming where it broke off on transient errors."""
+        """Stream an object (or a byte range), resuming where it broke off on transient errors.
+
+        The first chunk is fetched before this returns, so a missing object or a refused
+        read raises here, at the call, not at the caller's first ``next()``.
+        """
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("offset and length must not be negative")
+        stream = self._resuming_read(backend, path, offset, length)
+        try:
+            first = next(stream)
+        except StopIteration:
+            return iter(())
+        return _prepended(first, stream)
+
+    def _resuming_read(self, backend: Backend, path: str, offset: int, length: int | None) -> Iterator[bytes]:
         ctx = JobContext(f"read {backend.where(path)}", self.settings.timeout)
         ctx.start()
         position, remaining, failures = offset, length, 0
@@ -436,18 +440,19 @@ class TransferEngine:
         progress = progress or NullProgress()
         if src.handle is dst.handle and src.capabilities.server_side_copy:
             info = src.stat(src_path)
+            ctx = JobContext(f"copy {src.where(src_path)} to {dst.where(dst_path)}", self.settings.timeout)
+            ctx.start()
             progress.begin(info.file_size, 1)
             try:
-                ctx = JobContext(
-                    f"copy {src.where(src_path)} to {dst.where(dst_path)}", self.settings.timeout
-                )
-                ctx.start()
                 retry(lambda: src.copy(src_path, dst, dst_path), ctx, self.settings, what=ctx.what)
                 progress.update(info.file_size or 0)
                 progress.file_done(dst_path)
+                return
+            except NotSupported as exc:
+                # Not between these two roots (say, two S3 endpoints or credentials): stream it.
+                log.info("%s: %s; streaming instead", ctx.what, exc)
             finally:
                 progress.end()
-            return
         info = src.stat(src_path)
         if info.is_dir:
             raise InvalidPath(f"{src.where(src_path)} is a directory; copy it as a tree")
@@ -512,29 +517,14 @@ class _Tally(_Forward):
             super().update(-sent)
 
 
-class _Source:
-    """A caller's stream as handed to a backend: counted, deadline-checked, its own failure kept."""
-
-    def __init__(self, chunks: Iterable[bytes], progress: Progress, ctx: JobContext) -> None:
-        self._chunks = iter(chunks)
-        self._progress = progress
-        self._ctx = ctx
-        self.error: BaseException | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        self._ctx.check()
-        try:
-            chunk = next(self._chunks)
-        except StopIteration:
-            raise
-        except BaseException as exc:
-            self.error = exc
-            raise
-        self._progress.update(len(chunk))
-        return chunk
+def _prepended(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            close()
 
 
 def _local_size(local_file: str) -> int:
