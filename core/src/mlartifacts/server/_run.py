@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ._config import ServerConfig
+from ._protocol import LimitedHttpToolsProtocol
 
 __all__ = ["run"]
 
@@ -72,5 +73,6 @@ def run(config: ServerConfig) -> None:
         access_log=False,  # the app logs one line per request itself
         log_config=_log_config(),
         server_header=False,
+        http=LimitedHttpToolsProtocol,  # limits on request heads (size, count, time)
         timeout_graceful_shutdown=10,
     )
