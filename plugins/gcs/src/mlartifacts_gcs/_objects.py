@@ -27,6 +27,9 @@ __all__ = ["copy", "delete", "download", "file_info", "iter_blobs", "list_entrie
            "upload", "write"]  # fmt: skip
 
 _CHUNK = 1024 * 1024
+#: Objects per listing page: GCS's maximum (and default), asked for explicitly so a
+#: server with another default (fake-gcs-server: everything at once) pages the same way.
+PAGE_SIZE = 1000
 # Only what a FileInfo needs: listing pages stay small.
 _LIST_FIELDS = "items(name,size,crc32c,md5Hash,etag,updated,timeCreated,generation),prefixes,nextPageToken"
 
@@ -79,7 +82,7 @@ def iter_blobs(
             prefix=prefix or None,
             delimiter=None if recursive else "/",  # "/": direct children only
             fields=_LIST_FIELDS,
-            page_size=page_size,
+            page_size=page_size or PAGE_SIZE,
             timeout=root.config.timeout,
             retry=None,
         )
@@ -93,14 +96,19 @@ def iter_blobs(
 @hookimpl(specname="list")  # "list" would shadow the builtin in this module
 def list_entries(root: GCSRoot, path: str, recursive: bool) -> Iterator[FileInfo]:
     key = root.key(path)
-    for item in iter_blobs(root, f"{key}/" if key else "", recursive):
-        if isinstance(item, str):
-            yield FileInfo(root.rel(item[:-1]), True)
-            continue
-        name = item.name
-        if name.endswith("/") or name.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
-            continue  # a directory marker (consoles make them), or a part of an upload in progress
-        yield file_info(root.rel(name), item)
+    prefix = f"{key}/" if key else ""
+    seen: set[str] = set()  # a prefix may come back on more than one page
+    for item in iter_blobs(root, prefix, recursive):
+        name = item if isinstance(item, str) else item.name
+        if name.endswith("/"):
+            # A sub-prefix, or a zero-byte directory marker (consoles make them): the
+            # marker of the listed directory itself is no child, a deeper one is a directory.
+            if recursive or name == prefix or name in seen:
+                continue
+            seen.add(name)
+            yield FileInfo(root.rel(name[:-1]), True)
+        elif not isinstance(item, str) and not name.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
+            yield file_info(root.rel(name), item)  # (parts of uploads in progress are hidden)
 
 
 @hookimpl
