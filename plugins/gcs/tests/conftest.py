@@ -79,9 +79,9 @@ def _emulator(base: Path, backend: str) -> Iterator[FakeGCS]:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    storage = ["-backend", "filesystem", "-filesystem-root", str(base / "data")] if backend == "filesystem" else [
-        "-backend", "memory"
-    ]  # fmt: skip
+    storage = ["-backend", backend]
+    if backend == "filesystem":
+        storage += ["-filesystem-root", str(base / "data")]
     cmd = [
         str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), *storage,
         "-external-url", url, "-public-host", f"127.0.0.1:{port}", "-log-level", "warn",

@@ -109,9 +109,8 @@ def test_failure_mid_upload_leaves_no_object_and_no_parts(
                 return True
             return False
 
-        with recording(store, fail=fail):
-            with pytest.raises(TransientError, match="injected"):
-                store.log_artifact(str(tmp_path / "f.bin"))
+        with recording(store, fail=fail), pytest.raises(TransientError, match="injected"):
+            store.log_artifact(str(tmp_path / "f.bin"))
         assert len(hits) == 2  # the first attempt and its one retry
         prefix = unique_uri.split("/", 3)[3]
         assert gcs_env.names(prefix=prefix) == []  # neither the object nor a temporary
