@@ -41,6 +41,7 @@ os.environ["GCE_METADATA_HOST"] = f"127.0.0.1:{_CLOSED_PORT}"
 os.environ["GCE_METADATA_IP"] = f"127.0.0.1:{_CLOSED_PORT}"
 
 BUCKET = "mlartifacts-tests"
+USER_REFRESH_TOKEN = "1//test-refresh-token"
 ROOT_BUCKET = "bucket-root-tests"
 PROJECT = "test-project"
 
@@ -121,6 +122,12 @@ def google_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monkey
     # gcloud's configuration (and its application-default credentials) live here: empty.
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud-config"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # A safety net: an https:// request (Google's token endpoint, storage.googleapis.com)
+    # would go to a closed loopback port, never off the machine. Tests only use http://.
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{_CLOSED_PORT}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
 
@@ -162,7 +169,15 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-            assertion = parse_qs(body).get("assertion", [""])[0]
+            form = parse_qs(body)
+            if form.get("grant_type") == ["refresh_token"]:  # user credentials (gcloud's login)
+                if form.get("refresh_token") == [USER_REFRESH_TOKEN]:
+                    self._issue()
+                else:
+                    server.rejected += 1
+                    self._answer(400, {"error": "invalid_grant", "error_description": "Bad Request"})
+                return
+            assertion = form.get("assertion", [""])[0]
             try:
                 header, claims, signature = assertion.split(".")
                 server.public_key.verify(
@@ -175,6 +190,9 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
                 server.rejected += 1
                 self._answer(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
                 return
+            self._issue()
+
+        def _issue(self) -> None:
             token = f"ya29.test-{uuid.uuid4().hex}"
             server.tokens.append(token)
             self._answer(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
@@ -238,6 +256,42 @@ def service_account_file(directory: Path, token_server: TokenServer, key: Any | 
     path = directory / f"sa-{uuid.uuid4().hex[:8]}.json"
     path.write_text(json.dumps(info))
     return path
+
+
+def user_credentials_file(directory: Path, token_server: TokenServer) -> Path:
+    """What `gcloud auth application-default login` writes: a refresh token, no private key."""
+    path = directory / "application_default_credentials.json"
+    path.write_text(json.dumps({
+        "type": "authorized_user", "client_id": "id.apps.googleusercontent.com", "client_secret": "secret",
+        "refresh_token": USER_REFRESH_TOKEN, "token_uri": token_server.url,
+    }))  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def user_key(token_server: TokenServer, tmp_path: Path) -> Path:
+    """A user-credentials file as gcloud's login writes it (google-auth always sends its refresh
+    token to oauth2.googleapis.com, whatever the file says: use it only where no token is needed)."""
+    return user_credentials_file(tmp_path, token_server)
+
+
+def federated_user_file(directory: Path, token_server: TokenServer) -> Path:
+    """Workforce-federation user credentials: a refresh token, no private key, and a token URL
+    google-auth does honour (so, unlike gcloud's user credentials, they can be used here)."""
+    path = directory / "federated_user.json"
+    path.write_text(json.dumps({
+        "type": "external_account_authorized_user",
+        "audience": "//iam.googleapis.com/locations/global/workforcePools/pool/providers/provider",
+        "client_id": "client", "client_secret": "secret", "refresh_token": USER_REFRESH_TOKEN,
+        "token_url": token_server.url,
+    }))  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def federated_user(token_server: TokenServer, tmp_path: Path) -> Path:
+    """A federated user-credentials file (see federated_user_file)."""
+    return federated_user_file(tmp_path, token_server)
 
 
 @pytest.fixture

@@ -82,20 +82,26 @@ def test_emulator_is_anonymous_without_a_key(unique_uri: str) -> None:
 
 
 def test_user_credentials_cannot_presign(
-    gcs_env: Any, token_server: Any, google_env: pytest.MonkeyPatch, tmp_path: Path, unique_uri: str
+    gcs_env: Any, token_server: Any, google_env: pytest.MonkeyPatch, user_key: Path, unique_uri: str
 ) -> None:
-    # What `gcloud auth application-default login` writes: a refresh token, no private key.
-    key = tmp_path / "application_default_credentials.json"
-    key.write_text(json.dumps({
-        "type": "authorized_user", "client_id": "id.apps.googleusercontent.com", "client_secret": "secret",
-        "refresh_token": "1//refresh", "token_uri": token_server.url,
-    }))  # fmt: skip
-    google_env.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    google_env.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(user_key))
     with ArtifactStore(unique_uri) as store:
+        assert not store.backend.root.client.anonymous
         with pytest.raises(NotSupported, match="cannot sign V4 URLs"):
             store.backend.presign("a.txt", "GET", 60)
         with pytest.raises(NotSupported, match="cannot sign"):
             store.backend.presign("a.txt", "PUT", 60, store.backend.create_multipart("a.txt"), 1)
+
+
+def test_federated_user_credentials_work_but_cannot_presign(
+    gcs_env: Any, token_server: Any, google_env: pytest.MonkeyPatch, federated_user: Path, unique_uri: str
+) -> None:
+    google_env.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(federated_user))
+    with ArtifactStore(unique_uri) as store:
+        store.write_bytes("a.txt", b"a")
+        assert store.backend.root.client.credentials.token in token_server.tokens
+        with pytest.raises(NotSupported, match="cannot sign V4 URLs"):
+            store.backend.presign("a.txt", "GET", 60)
 
 
 def test_signed_part_urls_carry_a_composite_upload(
