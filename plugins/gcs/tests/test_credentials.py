@@ -7,7 +7,6 @@ the right way and sends requests with it; that GCS would accept the token is not
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from pathlib import Path
 from typing import Any
