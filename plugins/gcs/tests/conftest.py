@@ -288,6 +288,16 @@ def federated_user_file(directory: Path, token_server: TokenServer) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def session_keys(token_server: TokenServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Key files for servers that run the whole session: "service_account" and "federated_user"."""
+    directory = tmp_path_factory.mktemp("keys")
+    return {
+        "service_account": service_account_file(directory, token_server),
+        "federated_user": federated_user_file(directory, token_server),
+    }
+
+
 @pytest.fixture
 def federated_user(token_server: TokenServer, tmp_path: Path) -> Path:
     """A federated user-credentials file (see federated_user_file)."""

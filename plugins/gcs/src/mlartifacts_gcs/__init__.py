@@ -22,6 +22,7 @@ from ._config import GCSConfig
 from ._multipart import (
     LIMITS,
     abort_multipart,
+    can_sign,
     complete_multipart,
     create_multipart,
     list_multipart_uploads,
@@ -69,8 +70,12 @@ def resolve_uri(uri: str) -> GCSRoot:
 
 
 @hookimpl
-def capabilities() -> Capabilities:
-    return Capabilities(ranged_read=True, presign=True, server_side_copy=True, list_multipart_uploads=True)
+def capabilities(root: GCSRoot | None) -> Capabilities:
+    # Presigning needs credentials that sign (a service-account key); at a root resolved
+    # with others (user credentials, anonymous access), the service then answers 501 to
+    # /mpu/create and /presigned, and clients fall back to uploads through it.
+    presign = root is None or can_sign(root)
+    return Capabilities(ranged_read=True, presign=presign, server_side_copy=True, list_multipart_uploads=True)
 
 
 @hookimpl

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LIMITS",
     "abort_multipart",
+    "can_sign",
     "complete_multipart",
     "create_multipart",
     "list_multipart_uploads",
@@ -179,6 +180,14 @@ def _parse(name: str) -> tuple[str, str] | None:
     return posixpath.join(directory, pieces[0]), pieces[1]
 
 
+def can_sign(root: GCSRoot) -> bool:
+    """Whether this root's credentials can sign V4 URLs (service-account keys can)."""
+    from google.auth.credentials import Signing
+
+    client = root.client
+    return not client.anonymous and isinstance(client.credentials, Signing)
+
+
 @hookimpl
 def presign(
     root: GCSRoot,
@@ -188,13 +197,11 @@ def presign(
     upload_id: str | None,
     part_number: int | None,
 ) -> PresignedUrl:
-    from google.auth.credentials import Signing
-
     key = root.key(path)
     if (upload_id is None) != (part_number is None):
         raise ValueError("presign: a multipart part needs both upload_id and part_number")
     credentials = root.client.credentials
-    if not isinstance(credentials, Signing):
+    if not can_sign(root):
         kind = "anonymous access" if root.client.anonymous else f"{type(credentials).__name__} credentials"
         raise NotSupported(
             f"presigned URLs for {root.uri(key)}: {kind} cannot sign V4 URLs; use a service-account "
