@@ -26,7 +26,7 @@ from mlartifacts.errors import InvalidPath, NotFound, NotSupported
 from mlartifacts.paths import TEMP_PREFIX
 
 from ._errors import translated
-from ._objects import iter_blobs, put_bytes
+from ._objects import iter_blobs, put_media
 from ._root import GCSRoot, content_type
 
 if TYPE_CHECKING:
@@ -81,8 +81,10 @@ def create_multipart(root: GCSRoot, path: str) -> str:
 @hookimpl
 def upload_part(root: GCSRoot, path: str, upload_id: str, part_number: int, data: bytes) -> str:
     name = part_name(root, root.key(path), upload_id, part_number)
-    blob = put_bytes(root, name, data, "application/octet-stream")
-    return str(blob.generation)  # compose then takes exactly the generation that was sent
+    # One media upload: the part's bytes are sent as they are, without the copy a
+    # multipart/related body would make (parts are the engine's memory budget).
+    stored = put_media(root, name, data, "application/octet-stream")
+    return str(stored["generation"])  # compose then takes exactly the generation that was sent
 
 
 @hookimpl
