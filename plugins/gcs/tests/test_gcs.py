@@ -265,3 +265,25 @@ def test_presigned_get(service_account: Any, unique_uri: str, gcs_env: Any) -> N
         # The emulator does not verify the signature: this proves the URL's shape and path.
         with urllib.request.urlopen(url.url, timeout=10) as response:
             assert response.read() == b"weights"
+
+
+def test_a_compose_that_fails_once_is_retried(unique_uri: str, gcs_env: Any, tmp_path: Path) -> None:
+    part = 256 * KiB
+    data = random_bytes(part * 3, seed=9)
+    (tmp_path / "f.bin").write_bytes(data)
+    failed: list[str] = []
+
+    def fail_first_compose(method: str, url: str, body: bytes) -> bool:
+        if url.split("?")[0].endswith("/compose") and not failed:
+            failed.append(url)
+            return True
+        return False
+
+    with _store(unique_uri, multipart_threshold=part, multipart_chunksize=part) as store:
+        with recording(store, fail=fail_first_compose) as sent:
+            store.log_artifact(str(tmp_path / "f.bin"))
+        assert len(failed) == 1
+        assert len([u for _, u in sent if u.split("?")[0].endswith("/compose")]) == 2
+        assert store.read_bytes("f.bin") == data
+    prefix = unique_uri.split("/", 3)[3]
+    assert gcs_env.names(prefix=prefix) == [f"{prefix}/f.bin"]

@@ -22,7 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from mlartifacts import MultipartLimits, Part, PendingUpload, PresignedUrl, hookimpl
-from mlartifacts.errors import InvalidPath, NotFound, NotSupported
+from mlartifacts.errors import ArtifactError, InvalidPath, NotFound, NotSupported
 from mlartifacts.paths import TEMP_PREFIX
 
 from ._errors import translated
@@ -101,15 +101,20 @@ def complete_multipart(root: GCSRoot, path: str, upload_id: str, parts: Sequence
         generation = int(part.etag) if part.etag.isdigit() else None
         sources.append(bucket.blob(part_name(root, key, upload_id, part.part_number), generation=generation))
     base = _base(root, key, upload_id)
+    # On failure the temporaries stay: the engine retries this call (intermediates have
+    # fixed names and are overwritten), then aborts, which deletes them.
+    level = 0
+    while len(sources) > COMPOSE_FANIN:
+        level += 1
+        groups = [sources[i : i + COMPOSE_FANIN] for i in range(0, len(sources), COMPOSE_FANIN)]
+        sources = [_compose(root, f"{base}c{level}-{n:04d}", group) for n, group in enumerate(groups)]
+    _compose(root, key, sources, content_type(key))
     try:
-        level = 0
-        while len(sources) > COMPOSE_FANIN:
-            level += 1
-            groups = [sources[i : i + COMPOSE_FANIN] for i in range(0, len(sources), COMPOSE_FANIN)]
-            sources = [_compose(root, f"{base}c{level}-{n:04d}", group) for n, group in enumerate(groups)]
-        _compose(root, key, sources, content_type(key))
-    finally:
         _delete_temporaries(root, key, upload_id)
+    except ArtifactError as exc:
+        # The object is complete: a failed cleanup must not fail the upload (and a retry
+        # of this call would find parts missing). gc finds what is left by its name.
+        log.warning("%s: uploaded, but its temporary parts could not all be deleted: %s", root.uri(key), exc)
 
 
 def _compose(root: GCSRoot, name: str, sources: list[Blob], ctype: str = "application/octet-stream") -> Blob:
