@@ -27,10 +27,33 @@ SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
     "sftp": ({"mlartifacts", "mlartifacts-nfs", "mlartifacts-sftp", "paramiko"}, ("paramiko",)),
     # The standard library's ftplib: no SDK at all.
     "ftp": ({"mlartifacts", "mlartifacts-nfs", "mlartifacts-ftp", "pluggy", "tqdm"}, ()),
+    # google-cloud-storage's stack (google-auth, google-api-core, google-crc32c...), nothing else.
+    "gcs": (
+        {
+            "mlartifacts",
+            "mlartifacts-nfs",
+            "mlartifacts-gcs",
+            "google-cloud-storage",
+            "google-auth",
+            "google-crc32c",
+        },
+        ("google-",),
+    ),
     # Extras combine: exactly those backends and their SDKs.
     "s3,sftp": (
         {"mlartifacts", "mlartifacts-nfs", "mlartifacts-s3", "mlartifacts-sftp", "boto3", "paramiko"},
         ("boto3", "botocore", "s3transfer", "paramiko"),
+    ),
+    "s3,gcs": (
+        {
+            "mlartifacts",
+            "mlartifacts-nfs",
+            "mlartifacts-s3",
+            "mlartifacts-gcs",
+            "boto3",
+            "google-cloud-storage",
+        },
+        ("boto3", "botocore", "s3transfer", "google-"),
     ),
 }
 
@@ -98,3 +121,4 @@ def test_ftp_adds_only_its_plugin(venvs: dict[str, Path]) -> None:
 
 def test_combined_extras_are_the_union_of_their_parts(venvs: dict[str, Path]) -> None:
     assert installed(venvs["s3,sftp"]) == installed(venvs["s3"]) | installed(venvs["sftp"])
+    assert installed(venvs["s3,gcs"]) == installed(venvs["s3"]) | installed(venvs["gcs"])

@@ -25,8 +25,9 @@ GiB = 1024 * MiB
 class Checksum:
     """A digest a backend stores with an object, used to verify downloads.
 
-    ``algorithm`` is a :mod:`hashlib` name (``"md5"``, ``"sha256"``...);
-    ``value`` is the lowercase hex digest.
+    ``algorithm`` is a :mod:`hashlib` name (``"md5"``, ``"sha256"``...) or
+    ``"crc32c"`` (Google Cloud Storage's; verified with the google-crc32c package);
+    ``value`` is the lowercase hex digest (CRC32C: 8 hex digits, big-endian).
     """
 
     algorithm: str

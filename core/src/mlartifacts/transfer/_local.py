@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import tempfile
@@ -12,6 +11,7 @@ from typing import Iterator
 from .. import paths as _paths
 from .._types import FileInfo
 from ..errors import IntegrityError, InvalidPath, NotFound
+from ._checksums import hasher, hexdigest
 
 __all__ = ["atomic_destination", "verify", "walk_files"]
 
@@ -68,17 +68,17 @@ def verify(local_file: str, expected: FileInfo | None, where: str) -> None:
     checksum = expected.checksum
     if checksum is None:
         return
-    if checksum.algorithm not in hashlib.algorithms_available:
-        log.debug("%s: cannot verify %s checksum here", where, checksum.algorithm)
+    digest = hasher(checksum.algorithm)
+    if digest is None:
+        log.debug("%s: %s checksum not verified (size only)", where, checksum.algorithm)
         return
-    digest = hashlib.new(checksum.algorithm)
     with open(local_file, "rb") as f:
         for block in iter(lambda: f.read(_BLOCK), b""):
             digest.update(block)
-    if digest.hexdigest() != checksum.value.lower():
+    received = hexdigest(digest)
+    if received != checksum.value.lower():
         raise IntegrityError(
-            f"{where}: {checksum.algorithm} of received bytes is {digest.hexdigest()}, "
-            f"expected {checksum.value}"
+            f"{where}: {checksum.algorithm} of received bytes is {received}, expected {checksum.value}"
         )
 
 
