@@ -82,7 +82,8 @@ def error_code(exc: BaseException) -> str:
     """The Azure Storage error code of an HttpResponseError ('' for anything else)."""
     code = getattr(exc, "error_code", None)
     if code:
-        return str(code)
+        # The SDK gives a StorageErrorCode (a str Enum): its value is the service's code.
+        return str(getattr(code, "value", code))
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or {}
     return str(headers.get("x-ms-error-code", "")) if hasattr(headers, "get") else ""

@@ -38,6 +38,7 @@ __all__ = [
     "LIMITS",
     "abort_multipart",
     "block_id",
+    "wire_block_id",
     "complete_multipart",
     "create_multipart",
     "presign",
@@ -53,12 +54,21 @@ _UPLOAD_ID_LENGTH = 32  # hex characters
 
 
 def block_id(upload_id: str, part_number: int) -> str:
-    """The base64 block id of a part: same length for every part of every upload (64 bytes at most)."""
+    """The block id of a part, as the SDK takes it (it sends it base64-encoded).
+
+    The same length for every part of every upload, as the service requires of
+    a blob's blocks, and within its 64 bytes.
+    """
     if not 1 <= part_number <= LIMITS.max_parts:
         raise ValueError(f"part numbers run from 1 to {LIMITS.max_parts}, got {part_number}")
     if len(upload_id) != _UPLOAD_ID_LENGTH or not all(c in "0123456789abcdef" for c in upload_id):
         raise ValueError(f"not an upload id of this backend: {upload_id!r}")
-    return base64.b64encode(f"{_ID_PREFIX}-{upload_id}-{part_number:05d}".encode()).decode()
+    return f"{_ID_PREFIX}-{upload_id}-{part_number:05d}"
+
+
+def wire_block_id(block: str) -> str:
+    """The block id as a ``blockid`` query parameter carries it: base64 (still to be URL-quoted)."""
+    return base64.b64encode(block.encode()).decode()
 
 
 @hookimpl
@@ -100,7 +110,10 @@ def _part_block_id(root: AzureRoot, name: str, upload_id: str, part: Part) -> st
         found = parse_qs(url.query).get("blockid")
         if not found:
             raise InvalidPath(f"part {part.part_number}: its URL carries no blockid")
-        return found[0]
+        try:  # the SDK takes block ids decoded, and encodes them itself
+            return base64.b64decode(found[0], validate=True).decode()
+        except ValueError:
+            raise InvalidPath(f"part {part.part_number}: its URL's blockid is not base64") from None
     if not upload_id:
         raise InvalidPath(f"part {part.part_number}: no upload id and no part URL to take its block id from")
     return block_id(upload_id, part.part_number)
@@ -190,7 +203,7 @@ def presign(
         )
         return PresignedUrl(f"{blob_url}?{token}", {}, expires_in)
     if upload_id is not None and part_number is not None:
-        block = quote(block_id(upload_id, part_number), safe="")
+        block = quote(wire_block_id(block_id(upload_id, part_number)), safe="")
         token = sas_token(root, name, "w", expires_in)
         return PresignedUrl(f"{blob_url}?comp=block&blockid={block}&{token}", {}, expires_in)
     token = sas_token(root, name, "cw", expires_in)
