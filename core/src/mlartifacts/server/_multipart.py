@@ -53,6 +53,14 @@ def _field(body: dict[str, Any], name: str, kind: type, required: bool = True) -
     return value
 
 
+def _url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TypeError("'url' must be a string")
+    return value
+
+
 class MultipartApi:
     """Multipart upload, presigned download and capability discovery for one store."""
 
@@ -118,9 +126,17 @@ class MultipartApi:
         upload_id = _field(body, "upload_id", str, required=False) or ""
         raw_parts = _field(body, "parts", list)
         try:
-            parts = [Part(int(p["part_number"]), str(p["etag"]), p.get("url")) for p in raw_parts]
-        except (KeyError, TypeError, ValueError):
-            raise ApiError("INVALID_PARAMETER_VALUE", "each part needs 'part_number' and 'etag'") from None
+            # Azure answers a block PUT without an ETag, so MLflow's client sends null (or
+            # nothing) there; such parts are named by the block id in their 'url' instead.
+            parts = [
+                Part(int(p["part_number"]), str(p.get("etag") or ""), _url(p.get("url"))) for p in raw_parts
+            ]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", "each part needs 'part_number', and 'etag' or 'url'"
+            ) from None
+        if any(not p.etag and not p.url for p in parts):
+            raise ApiError("INVALID_PARAMETER_VALUE", "each part needs 'part_number', and 'etag' or 'url'")
         if not parts:
             raise ApiError("INVALID_PARAMETER_VALUE", "'parts' must not be empty")
         await anyio.to_thread.run_sync(self.store.backend.complete_multipart, target, upload_id, parts)
