@@ -290,8 +290,7 @@ def test_presigned_get_is_read_only(cs_env: Any, unique_uri: str) -> None:
         # A tampered signature (or a widened permission) is refused.
         tampered = url.replace("sp=r", "sp=rw")
         assert requests.get(tampered, timeout=10).status_code == 403
-        sig = query["sig"][0]
-        forged = url.replace(requests.utils.quote(sig, safe=""), "A" + requests.utils.quote(sig[1:], safe=""))
+        forged = url.replace("&sig=", "&sig=A")
         assert forged != url and requests.get(forged, timeout=10).status_code == 403
         assert store.read_bytes("dir/report.txt") == b"report"
 

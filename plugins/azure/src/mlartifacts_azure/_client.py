@@ -161,5 +161,10 @@ def _make_client(config: AzureConfig, account: Account) -> Service:
         # when the SDK chunks by itself (never on the hooks' paths).
         max_single_put_size=64 * 1024 * 1024,
         max_block_size=8 * 1024 * 1024,
+        # A download (one of the engine's ranges, or a whole small blob) is fetched in
+        # 4 MiB requests, one after the other, so each worker holds about 4 MiB: the
+        # SDK's default reads the first 32 MiB whole into memory.
+        max_single_get_size=4 * 1024 * 1024,
+        max_chunk_get_size=4 * 1024 * 1024,
     )
     return Service(client, target)
