@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["Account", "Service", "cached_clients", "get_service", "resolve_target"]
 
 _MAX_CLIENTS = 32
+#: Bytes per download request (see _make_client).
+GET_SIZE = 2 * 1024 * 1024
 _lock = threading.Lock()
 _clients: dict[tuple[AzureConfig, Account], Service] = {}
 
@@ -162,9 +164,9 @@ def _make_client(config: AzureConfig, account: Account) -> Service:
         max_single_put_size=64 * 1024 * 1024,
         max_block_size=8 * 1024 * 1024,
         # A download (one of the engine's ranges, or a whole small blob) is fetched in
-        # 4 MiB requests, one after the other, so each worker holds about 4 MiB: the
+        # 2 MiB requests, one after the other, so each worker holds a few MiB: the
         # SDK's default reads the first 32 MiB whole into memory.
-        max_single_get_size=4 * 1024 * 1024,
-        max_chunk_get_size=4 * 1024 * 1024,
+        max_single_get_size=GET_SIZE,
+        max_chunk_get_size=GET_SIZE,
     )
     return Service(client, target)
