@@ -150,6 +150,10 @@ def _make_client(config: AzureConfig, account: Account) -> Service:
         session=_session(config),
         session_owner=False,
         connection_timeout=20,
+        # Responses are read in blocks of this size: azure-core's default of 4 KiB costs
+        # a Python call per 4 KiB, which made downloads CPU-bound (the transport the SDK
+        # builds for itself reads 256 KiB blocks; we read a whole request's 2 MiB).
+        connection_data_block_size=GET_SIZE,
         # A socket that stays silent this long is dead (requests' read timeout is per read).
         read_timeout=config.timeout,
         **_transport_options(config),
