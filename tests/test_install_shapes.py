@@ -55,6 +55,29 @@ SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
         },
         ("boto3", "botocore", "s3transfer", "google-"),
     ),
+    # azure-storage-blob and azure-identity with their stack (azure-core, msal, cryptography...).
+    "azure": (
+        {
+            "mlartifacts",
+            "mlartifacts-nfs",
+            "mlartifacts-azure",
+            "azure-storage-blob",
+            "azure-identity",
+            "azure-core",
+        },
+        ("azure-storage-blob", "azure-identity", "azure-core"),
+    ),
+    "s3,azure": (
+        {
+            "mlartifacts",
+            "mlartifacts-s3",
+            "mlartifacts-azure",
+            "boto3",
+            "azure-storage-blob",
+            "azure-identity",
+        },
+        ("boto3", "botocore", "s3transfer", "azure-storage-blob", "azure-identity", "azure-core"),
+    ),
 }
 
 PROBE = """
@@ -122,3 +145,4 @@ def test_ftp_adds_only_its_plugin(venvs: dict[str, Path]) -> None:
 def test_combined_extras_are_the_union_of_their_parts(venvs: dict[str, Path]) -> None:
     assert installed(venvs["s3,sftp"]) == installed(venvs["s3"]) | installed(venvs["sftp"])
     assert installed(venvs["s3,gcs"]) == installed(venvs["s3"]) | installed(venvs["gcs"])
+    assert installed(venvs["s3,azure"]) == installed(venvs["s3"]) | installed(venvs["azure"])

@@ -462,9 +462,10 @@ class ArtifactsServiceClient:
         response = self._storage(
             root, "PUT", url, f"part {part_number} of {root.http.full(path)}", data=data, headers=headers
         )
-        # Some storages answer a part's PUT without an ETag (Azure's Put Block, fake-gcs-server's
-        # signed XML PUT): MLflow's client then sends "" and so do we; a destination that needs
-        # the ETag says so when the upload is completed.
+        # Some storages answer a part's PUT without an ETag: Azure's Put Block (its parts are
+        # named by the block id in their URL, which the completion sends back) and
+        # fake-gcs-server's signed PUT. MLflow's client then sends "" and so do we; a
+        # destination that needs the ETag refuses the completion.
         return str(response.headers.get("ETag") or "")
 
     def _finish(self, root: Root, route: str, path: str, upload_id: str, **extra: Any) -> None:

@@ -81,7 +81,11 @@ def _parts(raw_parts: list[Any], max_parts: int) -> list[Part]:
             )
         if not isinstance(etag, (str, type(None))) or not isinstance(url, (str, type(None))):
             raise ApiError("INVALID_PARAMETER_VALUE", "a part's 'etag' and 'url' must be strings")
-        parts.append(Part(number, etag or "", url))
+        if not etag and not url:
+            # Azure answers a block PUT without an ETag, so MLflow's client sends null there;
+            # such parts are named by the block id in their 'url' instead.
+            raise ApiError("INVALID_PARAMETER_VALUE", "each part needs 'part_number', and 'etag' or 'url'")
+        parts.append(Part(number, etag or "", url or None))
     return parts
 
 
