@@ -34,6 +34,7 @@ a reader or writer holds one with a :class:`Lease`.
 
 from __future__ import annotations
 
+from .._redact import redact_uri
 from ._files import temporary_name
 from ._plugin import PathStorePlugin, Resolver
 from ._pooled import Lease, reusable_unless
@@ -50,6 +51,7 @@ __all__ = [
     "Reader",
     "Resolver",
     "Writer",
+    "redact_uri",
     "reusable_unless",
     "shared",
     "temporary_name",

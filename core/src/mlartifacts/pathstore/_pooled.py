@@ -48,6 +48,11 @@ class Lease(Generic[S]):
         self.session = pool.acquire()
         self._ended = False
 
+    @property
+    def ended(self) -> bool:
+        """Whether the session was given back (or closed) already."""
+        return self._ended
+
     def begin(self, start: Callable[[S], T]) -> T:
         """Run ``start`` on the session; if it raises, end the lease as the pool's rules say."""
         try:

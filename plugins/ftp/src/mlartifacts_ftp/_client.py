@@ -49,7 +49,6 @@ class Connection:
         self.rest = "REST STREAM" in self.features or "REST" in self.features
         self.list_all = True  # LIST -a (shows dot files) until the server refuses it
         self.type = ""
-        self.known_dirs: set[str] = set()
         self.last_used = time.monotonic()
 
     def binary(self) -> None:

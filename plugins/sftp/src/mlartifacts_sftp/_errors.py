@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from mlartifacts.errors import (
     ArtifactError,
@@ -25,7 +23,7 @@ from mlartifacts.errors import (
     Unauthenticated,
 )
 
-__all__ = ["HostKeyError", "connection_lost", "sftp_errors", "translate"]
+__all__ = ["HostKeyError", "connection_lost", "translate"]
 
 
 class HostKeyError(Unauthenticated):
@@ -81,17 +79,6 @@ def translate(exc: BaseException, where: str) -> ArtifactError:
     if isinstance(exc, OSError):
         return BackendError(f"{where}: the SFTP server answered {exc}")
     return BackendError(f"{where}: {type(exc).__name__}: {exc}")
-
-
-@contextmanager
-def sftp_errors(where: str) -> Iterator[None]:
-    """Translate whatever paramiko raises inside the block (``raise ... from exc``)."""
-    try:
-        yield
-    except ArtifactError:
-        raise
-    except Exception as exc:
-        raise translate(exc, where) from exc
 
 
 def _changed_key_message(exc: object, where: str) -> str:
