@@ -6,17 +6,17 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mlartifacts import ArtifactStore, FileInfo, PluginRegistry, gc, hookimpl
+from mlartifacts import ArtifactStore, Capabilities, PluginRegistry, gc, hookimpl
 from mlartifacts.cli import run
-from mlartifacts.errors import NotFound, NotSupported
+from mlartifacts.errors import NotSupported
 from mlartifacts.gc import parse_duration
 from mlartifacts.paths import TEMP_PREFIX
 from mlartifacts.testing.contract import write_tree
+from mlartifacts.testing.memory import MemoryBackend
 from mlartifacts.testing.memory import plugin as memory
 
 
@@ -125,8 +125,8 @@ def test_stale_temporaries_on_a_path_store(tmp_path: Path, capsys: pytest.Captur
 
 def test_a_store_without_incomplete_uploads_says_so() -> None:
     registry = PluginRegistry(autoload=False)
-    registry.register(template_like_plugin(), "flat")
-    store = ArtifactStore("flat://x", registry=registry)
+    registry.register(WithoutIncompleteUploads(scheme="flat"), "flat")
+    store = ArtifactStore("flat://bucket/x", registry=registry)
     with store, pytest.raises(NotSupported, match="list multipart"):
         gc.stale_uploads(store, 60)
 
@@ -138,40 +138,9 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-def template_like_plugin() -> object:
-    """An object store with the required hooks only (no incomplete uploads to list)."""
+class WithoutIncompleteUploads(MemoryBackend):
+    """An object store that cannot list its incomplete uploads."""
 
-    class Flat:
-        @hookimpl
-        def schemes(self) -> list[str]:
-            return ["flat"]
-
-        @hookimpl
-        def resolve_uri(self, uri: str) -> str:
-            return uri
-
-        @hookimpl
-        def stat(self, root: str, path: str) -> FileInfo:
-            raise NotFound(path)
-
-        @hookimpl(specname="list")
-        def list_entries(self, root: str, path: str, recursive: bool) -> list[FileInfo]:
-            return []
-
-        @hookimpl
-        def upload(self, root: str, path: str, local_file: str) -> None: ...
-
-        @hookimpl
-        def write(self, root: str, path: str) -> None: ...
-
-        @hookimpl
-        def download(self, root: str, path: str, local_file: str) -> None: ...
-
-        @hookimpl
-        def read(self, root: str, path: str) -> Iterator[bytes]:
-            return iter(())
-
-        @hookimpl
-        def delete(self, root: str, path: str) -> None: ...
-
-    return Flat()
+    @hookimpl
+    def capabilities(self) -> Capabilities:
+        return Capabilities(ranged_read=True)

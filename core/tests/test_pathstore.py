@@ -18,11 +18,16 @@ from mlartifacts.testing.memory_tree import MemoryTree
 QUICK = Settings(retry_backoff=0.01, retry_backoff_max=0.1)
 
 
-@pytest.fixture
-def registry() -> PluginRegistry:
+def memtree_registry() -> PluginRegistry:
+    """A registry holding only the in-memory path store."""
     registry = PluginRegistry(autoload=False)
     registry.register(memory_tree.plugin, "memtree")
     return registry
+
+
+@pytest.fixture
+def registry() -> PluginRegistry:
+    return memtree_registry()
 
 
 def open_store(registry: PluginRegistry, tree: str = "") -> tuple[ArtifactStore, MemoryTree]:
@@ -35,9 +40,7 @@ def open_store(registry: PluginRegistry, tree: str = "") -> tuple[ArtifactStore,
 class TestMemoryTree(ArtifactStoreContract):
     @pytest.fixture
     def registry(self) -> PluginRegistry:
-        registry = PluginRegistry(autoload=False)
-        registry.register(memory_tree.plugin, "memtree")
-        return registry
+        return memtree_registry()
 
     @pytest.fixture
     def artifact_uri(self) -> str:

@@ -61,6 +61,16 @@ class Connection:
         """ftplib's line-based commands (mlsd, retrlines) send TYPE A themselves."""
         self.type = "A"
 
+    # The one-call primitives (mlartifacts.pathstore.Commands), in FTP's words.
+    def remove(self, path: str) -> None:
+        self.ftp.delete(path)
+
+    def rmdir(self, path: str) -> None:
+        self.ftp.rmd(path)
+
+    def mkdir(self, path: str) -> None:
+        self.ftp.mkd(path)
+
     def close(self) -> None:
         try:
             self.ftp.quit()

@@ -9,7 +9,7 @@ import socket
 import ssl
 
 from mlartifacts.errors import ArtifactError, NotFound, PermissionDenied
-from mlartifacts.pathstore import Lease, PathFileSystem, PathInfo
+from mlartifacts.pathstore import Lease, LeasedWriter, PathInfo, PooledFileSystem
 
 from ._client import Connection
 from ._errors import reply_code, translate
@@ -29,14 +29,14 @@ def _info(entry: Entry) -> PathInfo:
     return PathInfo(entry.name, entry.kind == "dir", entry.size, entry.modified)
 
 
-class FtpFS(PathFileSystem):
+class FtpFS(PooledFileSystem[Connection]):
     """One FTP server and login: its control connections pooled, shared by every root there."""
 
     block_size = 256 * 1024
 
     def __init__(self, config: FtpRoot) -> None:
+        super().__init__(make_pool(config))
         self.config = config
-        self.pool = make_pool(config)
 
     def translate(self, exc: Exception, where: str, op: str) -> ArtifactError:
         return translate(exc, where, PermissionDenied if op in _CHANGES else NotFound)
@@ -52,30 +52,21 @@ class FtpFS(PathFileSystem):
         return None if entries is None else [_info(entry) for entry in entries]
 
     def open_read(self, path: str, offset: int, length: int | None) -> _Reader:
-        lease = Lease(self.pool)
+        lease = self.lease()
         conn, skip = lease.begin(lambda connection: _retr(connection, path, offset))
         return _Reader(lease, conn, skip)
 
-    def open_write(self, path: str) -> _Writer:
-        lease = Lease(self.pool)
+    def open_write(self, path: str) -> LeasedWriter[Connection]:
+        lease = self.lease()
         conn = lease.begin(lambda connection: _stor(connection, path))
-        return _Writer(lease, conn)
+        return LeasedWriter(lease, conn.sendall, lambda complete: _finish(lease.session, conn, complete))
 
     def rename(self, src: str, dst: str) -> None:
         with self.pool.session() as connection:
             connection.ftp.rename(src, dst)
 
-    def remove(self, path: str) -> None:
-        with self.pool.session() as connection:
-            connection.ftp.delete(path)
-
-    def rmdir(self, path: str) -> None:
-        with self.pool.session() as connection:
-            connection.ftp.rmd(path)
-
-    def mkdir(self, path: str) -> None:
-        with self.pool.session() as connection:
-            connection.ftp.mkd(path)
+    def commands(self, session: Connection) -> Connection:
+        return session
 
 
 def _stat(connection: Connection, remote: str, follow: bool) -> Entry | None:
@@ -129,23 +120,16 @@ def _close_data(conn: socket.socket, graceful: bool) -> None:
     conn.close()
 
 
-def _end_transfer(lease: Lease[Connection], conn: socket.socket, complete: bool) -> None:
-    """Close the data connection and read the reply that ends the transfer, in step (once)."""
-    if lease.ended:
-        return
-    try:
-        _close_data(conn, graceful=complete)
-        if complete:
-            lease.session.ftp.voidresp()
-        else:
-            # Stopped before the end: the server answers the closed data connection with
-            # one reply, 426 (or 226 if it had it all); read it to stay in step.
-            with contextlib.suppress(ftplib.Error):
-                lease.session.ftp.voidresp()
-    except BaseException as exc:
-        lease.end(reuse=lease.pool.reusable(exc))
-        raise
-    lease.end(reuse=True)
+def _finish(connection: Connection, conn: socket.socket, complete: bool) -> None:
+    """Close the data connection and read the reply that ends the transfer, in step."""
+    _close_data(conn, graceful=complete)
+    if complete:
+        connection.ftp.voidresp()
+    else:
+        # Stopped before the end: the server answers the closed data connection with
+        # one reply, 426 (or 226 if it had it all); read it to stay in step.
+        with contextlib.suppress(ftplib.Error):
+            connection.ftp.voidresp()
 
 
 class _Reader:
@@ -171,27 +155,15 @@ class _Reader:
             raise
 
     def close(self) -> None:
-        if self.failed and not self.lease.ended:
+        if self.lease.ended:
+            return
+        if self.failed:
             _close_data(self.conn, graceful=False)
             self.lease.end(reuse=False)
-        else:
-            _end_transfer(self.lease, self.conn, self.complete)
-
-
-class _Writer:
-    """A STOR in progress: closing ends it cleanly, so the server keeps every byte."""
-
-    def __init__(self, lease: Lease[Connection], conn: socket.socket) -> None:
-        self.lease, self.conn = lease, conn
-
-    def write(self, data: bytes) -> None:
-        self.conn.sendall(data)
-
-    def close(self) -> None:
-        _end_transfer(self.lease, self.conn, complete=True)
-
-    def abort(self) -> None:
+            return
         try:
-            _end_transfer(self.lease, self.conn, complete=False)
-        except Exception:  # noqa: BLE001 - the write's own error is what matters; the lease ended
-            pass
+            _finish(self.lease.session, self.conn, self.complete)
+        except BaseException as exc:
+            self.lease.end(reuse=self.lease.pool.reusable(exc))
+            raise
+        self.lease.end(reuse=True)

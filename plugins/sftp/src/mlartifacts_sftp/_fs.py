@@ -9,7 +9,7 @@ import stat as stat_module
 from typing import TYPE_CHECKING, Any
 
 from mlartifacts.errors import ArtifactError
-from mlartifacts.pathstore import Lease, PathFileSystem, PathInfo
+from mlartifacts.pathstore import Lease, LeasedWriter, PathInfo, PooledFileSystem
 
 from ._errors import connection_lost, translate
 from ._pool import make_pool
@@ -38,12 +38,12 @@ def _generic_failure(exc: OSError) -> bool:
     return exc.errno is None and str(exc) in ("Failure", "[Errno None] Failure")
 
 
-class SftpFS(PathFileSystem):
+class SftpFS(PooledFileSystem["Session"]):
     """One SFTP server and login: its channels pooled, shared by every root there."""
 
     def __init__(self, config: SftpRoot) -> None:
+        super().__init__(make_pool(config))
         self.config = config
-        self.pool = make_pool(config)
         self._home: str | None = None
 
     def join(self, base: str, rel: str) -> str:
@@ -76,16 +76,17 @@ class SftpFS(PathFileSystem):
         return [_info(attrs.filename, attrs) for attrs in listing]
 
     def open_read(self, path: str, offset: int, length: int | None) -> _Reader:
-        lease = Lease(self.pool)
+        lease = self.lease()
         handle, size = lease.begin(lambda session: _open(session, path))
         return _Reader(lease, handle, size, offset, length)
 
-    def open_write(self, path: str) -> _Writer:
-        lease = Lease(self.pool)
+    def open_write(self, path: str) -> LeasedWriter[Session]:
+        lease = self.lease()
         handle = lease.begin(lambda session: session.sftp.open(path, "wb"))
         handle.MAX_REQUEST_SIZE = lease.session.request_size
         handle.set_pipelined(True)
-        return _Writer(lease, handle)
+        # Closing waits for every write's acknowledgement: the bytes are all there after it.
+        return LeasedWriter(lease, handle.write, lambda complete: handle.close())
 
     def rename(self, src: str, dst: str) -> None:
         with self.pool.session() as session:
@@ -102,17 +103,8 @@ class SftpFS(PathFileSystem):
                     connection.posix_rename = False
             session.sftp.rename(src, dst)  # SFTP v3: refuses to replace (the toolkit then removes first)
 
-    def remove(self, path: str) -> None:
-        with self.pool.session() as session:
-            session.sftp.remove(path)
-
-    def rmdir(self, path: str) -> None:
-        with self.pool.session() as session:
-            session.sftp.rmdir(path)
-
-    def mkdir(self, path: str) -> None:
-        with self.pool.session() as session:
-            session.sftp.mkdir(path)
+    def commands(self, session: Session) -> paramiko.SFTPClient:
+        return session.sftp
 
 
 def _open(session: Session, path: str) -> tuple[paramiko.SFTPFile, int]:
@@ -167,34 +159,4 @@ class _Reader:
         except BaseException:
             self.lease.end(reuse=False)
             raise
-        self.lease.end(reuse=True)
-
-
-class _Writer:
-    """A file written with pipelined requests: closing waits for every acknowledgement."""
-
-    def __init__(self, lease: Lease[Session], handle: paramiko.SFTPFile) -> None:
-        self.lease, self.handle = lease, handle
-
-    def write(self, data: bytes) -> None:
-        self.handle.write(data)
-
-    def close(self) -> None:
-        if self.lease.ended:
-            return
-        try:
-            self.handle.close()  # the bytes are all there once this returns
-        except BaseException as exc:
-            self.lease.end(reuse=self.lease.pool.reusable(exc))
-            raise
-        self.lease.end(reuse=True)
-
-    def abort(self) -> None:
-        if self.lease.ended:
-            return
-        try:
-            self.handle.close()
-        except Exception as exc:  # noqa: BLE001 - the write's own error is what matters
-            self.lease.end(reuse=not connection_lost(exc) and self.lease.pool.reusable(exc))
-            return
         self.lease.end(reuse=True)
