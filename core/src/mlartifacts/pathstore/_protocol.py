@@ -91,9 +91,15 @@ class KnownDirs:
     def __init__(self) -> None:
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
+        # Writers into one new directory make it once: the others wait, then find it known.
+        self._making = [threading.Lock() for _ in range(64)]
 
     def __contains__(self, path: object) -> bool:
         return path in self._dirs
+
+    def making(self, path: str) -> threading.Lock:
+        """The lock to hold while making ``path`` (one of a few, shared by hash)."""
+        return self._making[hash(path) % len(self._making)]
 
     def add(self, path: str) -> None:
         with self._lock:

@@ -19,6 +19,12 @@ log = logging.getLogger("mlartifacts.pathstore")
 
 def makedirs(root: PathRoot, directory: str, where: str) -> None:
     """``mkdir -p directory`` (a store path), skipping directories known to exist."""
+    with root.fs.known_dirs.making(directory):
+        if directory not in root.fs.known_dirs:  # another writer may have made it meanwhile
+            _makedirs(root, directory, where)
+
+
+def _makedirs(root: PathRoot, directory: str, where: str) -> None:
     fs, known = root.fs, root.fs.known_dirs
     missing: list[str] = []
     current = directory
