@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from mlartifacts import ArtifactStore, PluginRegistry, Settings
-from mlartifacts.errors import InvalidPath, NotFound
+from mlartifacts.errors import InvalidPath, NotFound, PreconditionFailed
 from mlartifacts.paths import TEMP_PREFIX
 from mlartifacts.pathstore import PathFileSystem, PathStorePlugin, shared
 from mlartifacts.testing import memory_tree
@@ -145,3 +147,22 @@ def test_writing_over_a_directory_or_through_a_file(registry: PluginRegistry) ->
         with pytest.raises(InvalidPath, match="is a directory, not a file"):
             store.read_bytes("d")
     assert not [f for f in fs.files if TEMP_PREFIX in f]
+
+
+def test_a_write_whose_directory_is_deleted_midway_stores_nothing(tmp_path: Path) -> None:
+    # A concurrent tree delete takes the half-written temporary with it: the write must
+    # neither start the consumed stream over (a truncated file) nor say "not found".
+    root = tmp_path / "store"
+    with ArtifactStore(str(root)) as store:
+        store.write_bytes("d/keep.bin", b"k")  # the directory is now known to the toolkit
+
+        def chunks() -> Iterator[bytes]:
+            yield b"a" * 1000
+            shutil.rmtree(root / "d")
+            yield b"b" * 1000
+
+        with pytest.raises(PreconditionFailed, match="deleted while it was written"):
+            store.write("d/f.bin", chunks())
+        assert not store.exists("d/f.bin")
+        store.write_bytes("d/again.bin", b"x")  # and the directory is made again for the next one
+        assert store.read_bytes("d/again.bin") == b"x"

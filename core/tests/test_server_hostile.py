@@ -159,3 +159,30 @@ def test_a_compressed_transfer_coding_is_refused(server: RunningServer, run: str
     status = int(answer.split(b" ", 2)[1])
     assert 400 <= status < 500, answer[:300]
     assert requests.get(f"{server.url}{path}", timeout=10).status_code == 404  # nothing was stored
+
+
+def test_deleting_a_directory_while_files_are_written_into_it(server: RunningServer, run: str) -> None:
+    """Both sides get a defined answer: DELETE 200 (or 409), PUT 200 (or 409), never a 500 or a temp name."""
+    import concurrent.futures
+
+    artifacts = _api(server, "artifacts")
+    statuses: list[tuple[str, int, str]] = []
+
+    def put(i: int) -> None:
+        response = requests.put(f"{artifacts}/{run}/d/sub{i % 5}/f{i}.bin", data=b"x" * 2000, timeout=30)
+        statuses.append(("PUT", response.status_code, response.text))
+
+    def delete() -> None:
+        response = requests.delete(f"{artifacts}/{run}/d", timeout=30)
+        statuses.append(("DELETE", response.status_code, response.text))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for round_ in range(15):
+            jobs = [pool.submit(put, round_ * 20 + i) for i in range(20)]
+            jobs += [pool.submit(delete) for _ in range(3)]
+            for job in jobs:
+                job.result()
+    bad = [s for s in statuses if s[1] not in (200, 409)]
+    assert not bad, bad[:5]
+    assert not [s for s in statuses if ".mlartifacts-partial" in s[2]]
+    assert {s[1] for s in statuses if s[0] == "DELETE"} >= {200}

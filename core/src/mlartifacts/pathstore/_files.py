@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from ..errors import ArtifactError, InvalidPath
+from ..errors import ArtifactError, InvalidPath, PreconditionFailed
 from ..paths import TEMP_PREFIX
 from ._protocol import Progress, Reader, Writer
 from ._root import PathRoot
@@ -28,40 +28,56 @@ def temporary_name() -> str:
     return f"{TEMP_PREFIX}{uuid.uuid4().hex}"
 
 
-def write_atomically(root: PathRoot, rel: str, fill: Callable[[str], T]) -> T:
+def write_atomically(
+    root: PathRoot, rel: str, fill: Callable[[str], T], restartable: Callable[[], bool] = lambda: True
+) -> T:
     """Have ``fill(temp)`` write a new temporary beside the target, then rename it over the target.
 
     Parent directories are made first (``mkdir -p``). The temporary is removed if
-    anything fails, and only ever renamed once complete.
+    anything fails, and only ever renamed once complete. If the directory is deleted
+    meanwhile (a concurrent tree delete), the write starts again while ``restartable()``
+    (no byte of a one-time stream consumed yet); otherwise it fails with
+    :class:`PreconditionFailed`, and nothing is stored.
     """
     fs, where = root.fs, root.where(rel)
     target = root.path(rel)
     parent = fs.pathmod.dirname(target)
     if parent == target:
         raise InvalidPath(f"{where}: cannot write over the store's root directory")
-    cached = parent in fs.known_dirs
-    if not cached:
+    if parent not in fs.known_dirs:
         makedirs(root, parent, where)
         target = root.path(rel)  # again: a link may have appeared while making directories
         parent = fs.pathmod.dirname(target)
-    temp = fs.pathmod.join(parent, temporary_name())
-    try:
+    for attempt in range(_ATTEMPTS):
+        temp = fs.pathmod.join(parent, temporary_name())
         try:
-            result = fill(temp)
-        except CallerError:
-            raise
-        except Exception as exc:
-            if not cached or fs.translate(exc, where, "write").transient or not _gone(root, parent):
+            try:
+                result = fill(temp)
+            except CallerError:
                 raise
-            # The directory was removed behind our back: make it again, and try once more.
-            fs.known_dirs.forget(parent, fs.pathmod.sep)
-            makedirs(root, parent, where)
-            result = fill(temp)
-        _rename_over(root, temp, target, where)
-    except BaseException:
-        _remove_quietly(root, temp)
-        raise
-    return result
+            except Exception as exc:
+                if fs.translate(exc, where, "write").transient or not _gone(root, parent):
+                    raise
+                if attempt + 1 == _ATTEMPTS or not restartable():
+                    raise _deleted_meanwhile(where) from exc
+                # The directory was removed behind our back: make it again, and try once more.
+                fs.known_dirs.forget(parent, fs.pathmod.sep)
+                makedirs(root, parent, where)
+                continue
+            _rename_over(root, temp, target, where)
+        except BaseException:
+            _remove_quietly(root, temp)
+            raise
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: Tries of a write whose directory a concurrent delete keeps removing.
+_ATTEMPTS = 3
+
+
+def _deleted_meanwhile(where: str) -> PreconditionFailed:
+    return PreconditionFailed(f"{where}: its directory was deleted while it was written; nothing was stored")
 
 
 def _gone(root: PathRoot, directory: str) -> bool:
@@ -78,6 +94,9 @@ def _rename_over(root: PathRoot, temp: str, target: str, where: str) -> None:
         return
     except Exception as exc:
         error = fs.translate(exc, where, "write")
+        if not error.transient and _gone(root, temp):
+            # A concurrent tree delete took the complete temporary with it.
+            raise _deleted_meanwhile(where) from exc
         info = None if error.transient else fs.stat(target)
         if info is None:
             raise error from exc
@@ -99,16 +118,33 @@ def _remove_quietly(root: PathRoot, temp: str) -> None:
 def write_stream(root: PathRoot, rel: str, chunks: Iterable[bytes], progress: Progress | None) -> None:
     """Write ``chunks`` to ``rel`` atomically, through the store's ``open_write``."""
 
+    source = _Watched(chunks)
+
     def fill(temp: str) -> None:
         writer = root.fs.open_write(temp)
         try:
-            feed(writer, chunks, progress)
+            feed(writer, source, progress)
             writer.close()
         except BaseException:
             writer.abort()
             raise
 
-    write_atomically(root, rel, fill)
+    write_atomically(root, rel, fill, restartable=lambda: not source.started)
+
+
+class _Watched:
+    """A one-time stream that tells whether any of it was taken (then a write cannot start over)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self.started = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        self.started = True
+        return next(self._chunks)
 
 
 def feed(writer: Writer, chunks: Iterable[bytes], progress: Progress | None) -> None:

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Callable, Iterable, Protocol
 
 from .._backend import translate_error
-from ..errors import ArtifactError, InvalidPath, NotFound, PermissionDenied
+from ..errors import ArtifactError, InvalidPath, NotFound, PermissionDenied, PreconditionFailed
 
 __all__ = ["KnownDirs", "PathFileSystem", "PathInfo", "Reader", "Writer", "translate_os_error"]
 
@@ -31,6 +31,8 @@ _BY_ERRNO: dict[int, type[ArtifactError]] = {
     errno.EPERM: PermissionDenied,
     errno.EISDIR: InvalidPath,
     errno.ENAMETOOLONG: InvalidPath,
+    # rmdir of a directory a concurrent writer has just written into.
+    errno.ENOTEMPTY: PreconditionFailed,
 }
 
 

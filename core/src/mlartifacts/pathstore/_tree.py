@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Iterator
 
 from .._types import FileInfo
-from ..errors import InvalidPath, NotFound
+from ..errors import InvalidPath, NotFound, PreconditionFailed
 from ..paths import TEMP_PREFIX
 from ._protocol import PathInfo
 from ._root import PathRoot
@@ -123,12 +123,32 @@ def delete(root: PathRoot, rel: str) -> None:
         fs.remove(target)
         return
     try:
-        if fs.has("rmtree") and fs.pathmod.dirname(target) != target:
-            fs.rmtree(target)
-        else:
-            _remove_tree(root, target)
+        for attempt in range(_DELETE_ATTEMPTS):
+            try:
+                if fs.has("rmtree") and fs.pathmod.dirname(target) != target:
+                    fs.rmtree(target)
+                else:
+                    _remove_tree(root, target)
+                return
+            except Exception as exc:
+                # Writers (or another delete) changed the tree while it was removed: a file
+                # appeared in a directory being removed, or vanished before its turn. Walk
+                # it again; if it keeps changing, say so (409), never "directory not empty".
+                error = fs.translate(exc, root.where(rel), "delete")
+                if not isinstance(error, (PreconditionFailed, NotFound)):
+                    raise error from exc
+                if fs.stat(target, follow=False) is None:
+                    return  # someone else finished the job
+                if attempt + 1 == _DELETE_ATTEMPTS:
+                    raise PreconditionFailed(
+                        f"{root.where(rel)}: files kept appearing in it while it was deleted; try again"
+                    ) from exc
     finally:
         fs.known_dirs.forget(target, fs.pathmod.sep)
+
+
+#: Walks of a tree that writers keep changing while it is deleted.
+_DELETE_ATTEMPTS = 5
 
 
 def _remove_tree(root: PathRoot, top: str) -> None:
