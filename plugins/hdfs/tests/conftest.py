@@ -31,6 +31,8 @@ BLOCK_SIZE = 1024 * 1024
 READY = "Successfully sent block report"
 NAMENODE = "org.apache.hadoop.hdfs.server.namenode.NameNode"
 DATANODE = "org.apache.hadoop.hdfs.server.datanode.DataNode"
+FSSHELL = "org.apache.hadoop.fs.FsShell"
+VIEWFS = "testcluster"
 
 # The daemons log at INFO to their own log files; the client in the tests' process
 # only says something when it matters.
@@ -89,6 +91,21 @@ class HdfsCluster:
             cwd=self.base,
         )  # fmt: skip
 
+    def shell(self, *args: str) -> str:
+        """Run ``hdfs dfs <args>`` (Hadoop's FsShell, as the superuser) and return its output."""
+        done = subprocess.run(
+            [self.java, "-Xmx128m", "-XX:-UsePerfData", f"-Djava.io.tmpdir={self.base / 'tmp'}",
+             "-cp", self.daemon_classpath, FSSHELL, *args],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"hdfs dfs {' '.join(args)} failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def block_files(self) -> set[Path]:
+        """The block files the DataNode holds now (one per HDFS block)."""
+        return {p for p in (self.base / "data").rglob("blk_*") if not p.name.endswith(".meta")}
+
     def kill_datanode(self) -> None:
         """Kill the DataNode at once (SIGKILL), as a crash would."""
         assert self.datanode.popen is not None
@@ -137,6 +154,8 @@ def _configure(base: Path) -> tuple[Path, int]:
         "fs.defaultFS": f"hdfs://127.0.0.1:{port}",
         "hadoop.tmp.dir": str(base / "hadoop-tmp"),
         "hadoop.security.authentication": "simple",
+        # A ViewFS mount table, for viewfs:// URIs: /data in it is /viewfs-data on this cluster.
+        f"fs.viewfs.mounttable.{VIEWFS}.link./data": f"hdfs://127.0.0.1:{port}/viewfs-data",
     }
     hdfs = {
         "dfs.namenode.name.dir": str(base / "name"),
@@ -146,7 +165,9 @@ def _configure(base: Path) -> tuple[Path, int]:
         "dfs.datanode.hostname": "127.0.0.1",
         "dfs.namenode.datanode.registration.ip-hostname-check": "false",
         "dfs.replication": "1",
-        "dfs.permissions.enabled": "false",
+        # Permissions are checked (as on real clusters), so that who a client acts as
+        # (MLFLOW_KERBEROS_USER) shows. The tests' own user started the NameNode: the superuser.
+        "dfs.permissions.enabled": "true",
         "dfs.namenode.safemode.extension": "0",
         # With WebHDFS on, the NameNode dies: Jersey 1 is not among the jars.
         "dfs.webhdfs.enabled": "false",
@@ -208,6 +229,9 @@ def hdfs_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HdfsClust
         cluster.datanode = cluster._daemon(DATANODE, "datanode-1").start()
         try:
             _wait_block_report(cluster.datanode)
+            # Every test user may write below /tests (permissions are on).
+            cluster.shell("-mkdir", "-p", "/tests")
+            cluster.shell("-chmod", "1777", "/tests")
             yield cluster
         finally:
             cluster.datanode.stop()
