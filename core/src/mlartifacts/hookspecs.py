@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import pluggy
 
 from ._types import Capabilities, FileInfo, MultipartLimits, Part, PendingUpload, PresignedUrl
+from .config import Settings
 
 hookspec = pluggy.HookspecMarker("mlartifacts")
 hookimpl = pluggy.HookimplMarker("mlartifacts")
@@ -30,8 +31,8 @@ def schemes() -> Sequence[str]:
 
 
 @hookspec(firstresult=True)
-def resolve_uri(uri: str) -> Root:
-    """Parse a URI of a claimed scheme into this plugin's root handle, or raise InvalidUri."""
+def resolve_uri(uri: str, settings: Settings) -> Root:
+    """Parse a URI into this plugin's root handle (sized by the engine's settings), or raise InvalidUri."""
 
 
 @hookspec(firstresult=True)

@@ -117,6 +117,10 @@ class SessionPool(Generic[S]):
             raise
         self.release(session)
 
+    def reusable(self, exc: BaseException) -> bool:
+        """Whether a session that raised ``exc`` may be given back (the pool's ``reusable`` rule)."""
+        return self._reusable(exc)
+
     def acquire(self) -> S:
         """A session of one's own: an idle one, a new one, or the next one released."""
         while True:

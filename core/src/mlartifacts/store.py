@@ -45,8 +45,11 @@ class ArtifactStore:
         if not isinstance(uri, str) or not uri:
             raise ValueError("an artifact URI must be a non-empty string")
         handle = (registry or default_registry()).for_scheme(scheme_of(uri))
+        self.settings = settings if settings is not None else Settings.from_env()
         try:
-            root = handle.call("resolve_uri", uri=uri)
+            # The settings go to the plugin, so what it builds (connection pools, clients)
+            # is sized for the threads this store's engine will run.
+            root = handle.call("resolve_uri", uri=uri, settings=self.settings)
         except ArtifactError:
             raise
         except Exception as exc:
@@ -54,7 +57,6 @@ class ArtifactStore:
             raise translate_error(exc, f"resolve {where!r} with the '{handle.name}' plugin") from exc
         self.uri = uri
         self.backend = Backend(handle, root, uri)
-        self.settings = settings if settings is not None else Settings.from_env()
         self._owns_engine = engine is None
         self.engine = engine if engine is not None else TransferEngine(self.settings)
         self.progress: Progress = progress or NullProgress()

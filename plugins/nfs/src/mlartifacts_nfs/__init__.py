@@ -1,205 +1,166 @@
 """Local disks and NFS mounts: plain paths (relative or absolute) and ``file:`` URIs.
 
-Writes are atomic: bytes go to a temporary file in the target directory, which is
-fsynced and then renamed over the target, so a reader sees the old file or the
-new one, never a partial one. No path may leave the store root, symbolic links
-included. Concurrent writers of different files never share a temporary.
+The path-store toolkit makes writes atomic (a temporary file in the target
+directory, renamed over the target), so a reader sees the old file or the new one,
+never a partial one. Here: every write is fsynced before it is renamed
+(``MLARTIFACTS_NFS_FSYNC``, default true), files are copied in the kernel
+(``copy_file_range``) where the filesystem allows it, and no path may leave the
+store root, symbolic links included.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import shutil
 import stat as stat_module
-import uuid
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from mlartifacts import Capabilities, FileInfo, hookimpl
+from mlartifacts import Capabilities, Settings
 from mlartifacts.config import env_bool
-from mlartifacts.errors import InvalidPath, InvalidUri, NotFound
+from mlartifacts.errors import InvalidPath, InvalidUri
 from mlartifacts.hookspecs import Progress
-from mlartifacts.paths import TEMP_PREFIX
+from mlartifacts.pathstore import PathFileSystem, PathInfo, PathStorePlugin, shared
 
-__all__ = ["LocalRoot"]
+__all__ = ["LocalFS", "plugin"]
 
-log = logging.getLogger("mlartifacts.nfs")
-
-_CHUNK = 1024 * 1024
 _COPY_CHUNK = 8 * 1024 * 1024
 _WRITEBACK = 32 * 1024 * 1024  # start writing back to disk every this many bytes of a stream
 
 
-@dataclass(frozen=True)
-class LocalRoot:
-    """An absolute directory (or file) path on a local or NFS-mounted filesystem.
+def _info(name: str, st: os.stat_result, link: bool = False) -> PathInfo:
+    is_dir = stat_module.S_ISDIR(st.st_mode)
+    return PathInfo(name, is_dir, None if is_dir else st.st_size, st.st_mtime, link)
 
-    ``fsync`` (``MLARTIFACTS_NFS_FSYNC``, default true) makes every write durable
-    before it becomes visible; turning it off trades that for speed.
-    """
 
-    path: str
-    fsync: bool = True
+class LocalFS(PathFileSystem):
+    """The local filesystem; ``fsync`` makes every write durable before it becomes visible."""
 
-    def target(self, path: str) -> str:
-        """The filesystem path of ``path``, refused if it resolves outside the root."""
-        target = os.path.join(self.path, *path.split("/")) if path else self.path
-        if not path:
+    pathmod = os.path
+
+    def __init__(self, fsync: bool) -> None:
+        self.fsync = fsync
+        self._real_roots: dict[str, str] = {}
+
+    def join(self, base: str, rel: str) -> str:
+        """The path of ``rel`` below ``base``, refused if it resolves outside ``base``."""
+        target = os.path.join(base, *rel.split("/")) if rel else base
+        if not rel:
             return target
         real = os.path.realpath(target)
         # The root's own resolution is remembered: if the root has since become a link
         # elsewhere, the check fails against the old one and is made again afresh, so
         # a stale answer can refuse a path once but never let one through.
-        if not _inside(real, _real_root(self.path)) and not _inside(real, _real_root(self.path, fresh=True)):
-            raise InvalidPath(
-                f"{path!r} resolves to {real}, outside the store root {self.path} (through a symbolic link)"
-            )
+        if not _inside(real, self._real_root(base)) and not _inside(real, self._real_root(base, fresh=True)):
+            raise InvalidPath(f"{rel!r} resolves outside the store root (through a symbolic link)")
         return target
 
+    def _real_root(self, base: str, fresh: bool = False) -> str:
+        real = None if fresh else self._real_roots.get(base)
+        if real is None:
+            real = self._real_roots[base] = os.path.realpath(base)
+        return real
 
-_REAL_ROOTS: dict[str, str] = {}
+    def stat(self, path: str, follow: bool = True) -> PathInfo | None:
+        try:
+            st = os.stat(path, follow_symlinks=follow)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return _info(os.path.basename(path), st, stat_module.S_ISLNK(st.st_mode))
 
+    def listdir(self, path: str) -> list[PathInfo] | None:
+        try:
+            with os.scandir(path) as entries:
+                return [self._entry(entry) for entry in entries]
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
-def _real_root(path: str, fresh: bool = False) -> str:
-    real = None if fresh else _REAL_ROOTS.get(path)
-    if real is None:
-        real = _REAL_ROOTS[path] = os.path.realpath(path)
-    return real
+    @staticmethod
+    def _entry(entry: os.DirEntry[str]) -> PathInfo:
+        link = entry.is_symlink()
+        try:
+            return _info(entry.name, entry.stat(), link)
+        except FileNotFoundError:  # a broken link, or removed meanwhile: the toolkit looks again
+            return PathInfo(entry.name, None, link=link)
+
+    def open_read(self, path: str, offset: int, length: int | None) -> BinaryIO:
+        src = open(path, "rb")  # noqa: SIM115 - the caller closes it
+        src.seek(offset)
+        return src
+
+    def open_write(self, path: str) -> _LocalWriter:
+        return _LocalWriter(_create(path), self.fsync)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+    def remove(self, path: str) -> None:
+        os.unlink(path)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(path)
+
+    def mkdir(self, path: str) -> None:
+        os.mkdir(path)
+
+    def rmtree(self, path: str) -> None:
+        shutil.rmtree(path)  # removes links inside, never what they point to
+
+    def copy(self, src: str, dst: str) -> None:
+        with open(src, "rb") as source:
+            self._fill(dst, source, None)
+
+    def put_file(self, local_file: str, path: str, progress: Progress) -> None:
+        with open(local_file, "rb") as source:
+            self._fill(path, source, progress)
+
+    def get_file(self, path: str, local_file: str, progress: Progress) -> None:
+        with open(path, "rb") as src, open(local_file, "wb") as dst:
+            _copy(src, dst, progress)
+
+    def _fill(self, path: str, source: BinaryIO, progress: Progress | None) -> None:
+        writer = self.open_write(path)
+        try:
+            _copy(source, writer.file, progress)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
 
 
 def _inside(real: str, root: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-@hookimpl
-def schemes() -> Sequence[str]:
-    return ["", "file"]
-
-
-@hookimpl
-def resolve_uri(uri: str) -> LocalRoot:
-    path = uri
-    if uri[:5].lower() == "file:":
-        parts = urlsplit(uri)
-        if parts.netloc not in ("", "localhost"):
-            raise InvalidUri(
-                f"{uri!r} names host {parts.netloc!r}: file URIs must be local paths "
-                "(mount the share and use its path)"
-            )
-        if parts.query or parts.fragment:
-            raise InvalidUri(f"{uri!r}: file URIs take no query or fragment")
-        path = unquote(parts.path)
-    if not path or "\0" in path:
-        raise InvalidUri(f"{uri!r} is not a usable path")
-    return LocalRoot(os.path.abspath(path), fsync=env_bool("MLARTIFACTS_NFS_FSYNC", True))
-
-
-@hookimpl
-def capabilities() -> Capabilities:
-    return Capabilities(ranged_read=True, server_side_copy=True, single_stream=True)
-
-
-@hookimpl
-def stat(root: LocalRoot, path: str) -> FileInfo:
-    target = root.target(path)
-    try:
-        st = os.stat(target)
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(f"no such file or directory: {target}") from None
-    if stat_module.S_ISDIR(st.st_mode):
-        return FileInfo(path, True, modified=st.st_mtime)
-    return FileInfo(path, False, st.st_size, modified=st.st_mtime)
-
-
-def _entry(root: LocalRoot, rel: str, entry: os.DirEntry[str]) -> FileInfo | None:
-    if entry.name.startswith(TEMP_PREFIX):
-        return None
-    try:
-        if entry.is_symlink():
-            root.target(rel)  # refuses links that leave the root
-        st = entry.stat()
-    except (InvalidPath, FileNotFoundError) as exc:
-        log.warning("skipping %s: %s", entry.path, exc)
-        return None
-    if stat_module.S_ISDIR(st.st_mode):
-        return FileInfo(rel, True, modified=st.st_mtime)
-    return FileInfo(rel, False, st.st_size, modified=st.st_mtime)
-
-
-def _scan(directory: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(directory) as entries:
-            return sorted(entries, key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-@hookimpl(specname="list")
-def list_entries(root: LocalRoot, path: str, recursive: bool) -> Iterator[FileInfo]:
-    pending = [path]
-    while pending:
-        current = pending.pop()
-        for entry in _scan(root.target(current)):
-            rel = f"{current}/{entry.name}" if current else entry.name
-            info = _entry(root, rel, entry)
-            if info is None:
-                continue
-            if not recursive:
-                yield info
-            elif info.is_dir:
-                if not entry.is_symlink():  # as os.walk: linked directories are not descended
-                    pending.append(rel)
-            else:
-                yield info
-
-
-def _create_temporary(directory: str) -> tuple[int, str]:
-    """A new, empty temporary file in ``directory`` (created with the usual permissions)."""
+def _create(path: str) -> BinaryIO:
+    """A new, empty file (never through a link), created with the usual permissions."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    while True:
-        tmp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-        with contextlib.suppress(FileExistsError):  # 128 random bits: practically never
-            return os.open(tmp, flags, 0o666), tmp  # the umask applies, as for any new file
+    return open(os.open(path, flags, 0o666), "wb", buffering=0)  # the umask applies, as for any file
 
 
-def _temporary_for(root: LocalRoot, path: str) -> tuple[str, int, str]:
-    """The target of a write and a temporary beside it, parent directories created inside the root."""
-    target = root.target(path)
-    try:
-        return (target, *_create_temporary(os.path.dirname(target)))
-    except FileNotFoundError:  # the directory is new: create it (only then: it costs)
-        pass
-    except NotADirectoryError:
-        raise InvalidPath(f"cannot write {path!r}: a file is in the way of its directory") from None
-    try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise InvalidPath(f"cannot write {path!r}: a file is in the way of its directory") from None
-    except OSError as exc:
-        raise InvalidPath(f"cannot write {path!r}: {exc.strerror}") from None
-    target = root.target(path)  # again: a link may have appeared while creating directories
-    return (target, *_create_temporary(os.path.dirname(target)))
+class _LocalWriter:
+    """A temporary being written: unbuffered (callers write whole blocks), fsynced on close."""
 
+    def __init__(self, file: BinaryIO, fsync: bool) -> None:
+        self.file, self.fsync = file, fsync
+        self.written = self.started = 0
 
-def _atomic_write(root: LocalRoot, path: str, fill: Callable[[BinaryIO], None]) -> None:
-    target, fd, tmp = _temporary_for(root, path)
-    try:
-        with open(fd, "wb", buffering=0) as f:  # unbuffered: callers write whole blocks
-            fill(f)
-            if root.fsync:
-                os.fsync(fd)
-        try:
-            os.replace(tmp, target)
-        except IsADirectoryError:
-            raise InvalidPath(f"cannot write {path or root.path!r}: it is a directory") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    def write(self, data: bytes) -> None:
+        _write_all(self.file, data)
+        self.written += len(data)
+        if self.fsync and self.written - self.started >= _WRITEBACK:
+            _start_writeback(self.file.fileno(), self.started, self.written - self.started)
+            self.started = self.written
+
+    def close(self) -> None:
+        with self.file:
+            if self.fsync:
+                os.fsync(self.file.fileno())
+
+    def abort(self) -> None:
+        self.file.close()
 
 
 def _copy(src: BinaryIO, dst: BinaryIO, progress: Progress | None) -> None:
@@ -217,16 +178,10 @@ def _copy(src: BinaryIO, dst: BinaryIO, progress: Progress | None) -> None:
             raise
     # copy_file_range is unavailable here (or across these filesystems): plain copy
     # from wherever it stopped.
-    for block in iter(lambda: src.read(_CHUNK), b""):
+    for block in iter(lambda: src.read(1024 * 1024), b""):
         _write_all(dst, block)
         if progress is not None:
             progress(len(block))
-
-
-@hookimpl
-def upload(root: LocalRoot, path: str, local_file: str, progress: Progress) -> None:
-    with open(local_file, "rb") as src:
-        _atomic_write(root, path, lambda dst: _copy(src, dst, progress))
 
 
 def _write_all(dst: BinaryIO, data: bytes) -> None:
@@ -247,67 +202,27 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
             os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
-@hookimpl
-def write(root: LocalRoot, path: str, chunks: Iterable[bytes]) -> None:
-    def fill(dst: BinaryIO) -> None:
-        written = started = 0
-        for chunk in chunks:
-            _write_all(dst, chunk)
-            written += len(chunk)
-            if root.fsync and written - started >= _WRITEBACK:
-                _start_writeback(dst.fileno(), started, written - started)
-                started = written
-
-    _atomic_write(root, path, fill)
-
-
-def _open_file(root: LocalRoot, path: str) -> BinaryIO:
-    target = root.target(path)
-    try:
-        return open(target, "rb")
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(f"no such file: {target}") from None
-    except IsADirectoryError:
-        raise InvalidPath(f"{target} is a directory, not a file") from None
+def resolve(uri: str, settings: Settings) -> tuple[LocalFS, str]:
+    """A plain path or a ``file:`` URI naming a local path."""
+    path = uri
+    if uri[:5].lower() == "file:":
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidUri(
+                f"{uri!r} names host {parts.netloc!r}: file URIs must be local paths "
+                "(mount the share and use its path)"
+            )
+        if parts.query or parts.fragment:
+            raise InvalidUri(f"{uri!r}: file URIs take no query or fragment")
+        path = unquote(parts.path)
+    if not path or "\0" in path:
+        raise InvalidUri(f"{uri!r} is not a usable path")
+    fsync = env_bool("MLARTIFACTS_NFS_FSYNC", True)
+    return shared(("nfs", fsync), lambda: LocalFS(fsync)), os.path.abspath(path)
 
 
-@hookimpl
-def download(root: LocalRoot, path: str, local_file: str, progress: Progress) -> None:
-    with _open_file(root, path) as src, open(local_file, "wb") as dst:
-        _copy(src, dst, progress)
-
-
-@hookimpl
-def read(root: LocalRoot, path: str, offset: int, length: int | None) -> Iterator[bytes]:
-    src = _open_file(root, path)  # opened now, so a missing file fails at the call
-    return _chunks(src, offset, length)
-
-
-def _chunks(src: BinaryIO, offset: int, length: int | None) -> Iterator[bytes]:
-    with src:
-        src.seek(offset)
-        remaining = length
-        while remaining is None or remaining > 0:
-            block = src.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
-            if not block:
-                return
-            if remaining is not None:
-                remaining -= len(block)
-            yield block
-
-
-@hookimpl
-def delete(root: LocalRoot, path: str) -> None:
-    target = root.target(path)
-    if os.path.isdir(target) and not os.path.islink(target):
-        shutil.rmtree(target)  # removes links inside, never what they point to
-    elif os.path.lexists(target):
-        os.unlink(target)
-    else:
-        raise NotFound(f"no such file or directory: {target}")
-
-
-@hookimpl
-def copy(root: LocalRoot, path: str, dst_root: LocalRoot, dst_path: str) -> None:
-    with _open_file(root, path) as src:
-        _atomic_write(dst_root, dst_path, lambda dst: _copy(src, dst, None))
+plugin = PathStorePlugin(
+    schemes=["", "file"],
+    resolve=resolve,
+    capabilities=Capabilities(ranged_read=True, server_side_copy=True, single_stream=True),
+)

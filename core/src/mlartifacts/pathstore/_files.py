@@ -1,0 +1,162 @@
+"""Files, derived from the primitives: atomic writes through a temporary name, ranged reads."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from ..errors import ArtifactError, InvalidPath
+from ..paths import TEMP_PREFIX
+from ._protocol import Progress, Reader, Writer
+from ._root import PathRoot
+from ._tree import makedirs
+
+__all__ = ["CallerError", "open_reader", "read_blocks", "write_atomically", "write_stream"]
+
+log = logging.getLogger("mlartifacts.pathstore")
+
+T = TypeVar("T")
+
+
+class CallerError(Exception):
+    """The caller's own stream raised: its error goes back to the caller as it was raised."""
+
+
+def temporary_name() -> str:
+    """A fresh temporary name: recognisable by its prefix, hidden from listings, never an artifact."""
+    return f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+
+
+def write_atomically(root: PathRoot, rel: str, fill: Callable[[str], T]) -> T:
+    """Have ``fill(temp)`` write a new temporary beside the target, then rename it over the target.
+
+    Parent directories are made first (``mkdir -p``). The temporary is removed if
+    anything fails, and only ever renamed once complete.
+    """
+    fs, where = root.fs, root.where(rel)
+    target = root.path(rel)
+    parent = fs.pathmod.dirname(target)
+    if parent == target:
+        raise InvalidPath(f"{where}: cannot write over the store's root directory")
+    cached = parent in fs.known_dirs
+    if not cached:
+        makedirs(root, parent, where)
+        target = root.path(rel)  # again: a link may have appeared while making directories
+        parent = fs.pathmod.dirname(target)
+    temp = fs.pathmod.join(parent, temporary_name())
+    try:
+        try:
+            result = fill(temp)
+        except CallerError:
+            raise
+        except Exception as exc:
+            if not cached or fs.translate(exc, where, "write").transient or not _gone(root, parent):
+                raise
+            # The directory was removed behind our back: make it again, and try once more.
+            fs.known_dirs.forget(parent, fs.pathmod.sep)
+            makedirs(root, parent, where)
+            result = fill(temp)
+        _rename_over(root, temp, target, where)
+    except BaseException:
+        _remove_quietly(root, temp)
+        raise
+    return result
+
+
+def _gone(root: PathRoot, directory: str) -> bool:
+    try:
+        return root.fs.stat(directory) is None
+    except Exception:  # noqa: BLE001 - unknown: the write's own error is what matters
+        return False
+
+
+def _rename_over(root: PathRoot, temp: str, target: str, where: str) -> None:
+    fs = root.fs
+    try:
+        fs.rename(temp, target)
+        return
+    except Exception as exc:
+        error = fs.translate(exc, where, "write")
+        info = None if error.transient else fs.stat(target)
+        if info is None:
+            raise error from exc
+        if info.is_dir:
+            raise InvalidPath(f"cannot write {where}: it is a directory") from exc
+    # A rename that does not replace (SFTP v3, some FTP servers): remove the file first,
+    # leaving a short moment in which the name is missing, never one in which it is partial.
+    fs.remove(target)
+    fs.rename(temp, target)
+
+
+def _remove_quietly(root: PathRoot, temp: str) -> None:
+    try:
+        root.fs.remove(temp)
+    except Exception as exc:  # noqa: BLE001 - cleanup after a failure must not mask it
+        log.debug("could not remove %s after a failed write: %s", temp, exc)
+
+
+def write_stream(root: PathRoot, rel: str, chunks: Iterable[bytes], progress: Progress | None) -> None:
+    """Write ``chunks`` to ``rel`` atomically, through the store's ``open_write``."""
+
+    def fill(temp: str) -> None:
+        writer = root.fs.open_write(temp)
+        try:
+            feed(writer, chunks, progress)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+
+    write_atomically(root, rel, fill)
+
+
+def feed(writer: Writer, chunks: Iterable[bytes], progress: Progress | None) -> None:
+    """Write every chunk; an error of the chunks' own is raised as :class:`CallerError`."""
+    iterator = iter(chunks)
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise CallerError() from exc
+        writer.write(chunk)
+        if progress is not None:
+            progress(len(chunk))
+
+
+def open_reader(root: PathRoot, rel: str, offset: int, length: int | None, op: str) -> Reader:
+    """Open the file at ``rel``: a missing file or a directory is an error now, not on first read."""
+    fs = root.fs
+    path = root.path(rel)
+    try:
+        return fs.open_read(path, offset, length)
+    except Exception as exc:
+        raise not_a_file(root, rel, exc, op) from exc
+
+
+def not_a_file(root: PathRoot, rel: str, exc: Exception, op: str) -> ArtifactError:
+    """The error for a file that could not be opened: "is a directory" where that is why."""
+    fs, where = root.fs, root.where(rel)
+    error = fs.translate(exc, where, op)
+    if not error.transient and not isinstance(exc, ArtifactError):
+        info = fs.stat(root.path(rel))
+        if info is not None and info.is_dir:
+            return InvalidPath(f"{where} is a directory, not a file")
+    return error
+
+
+def read_blocks(reader: Reader, length: int | None, block_size: int) -> Iterator[bytes]:
+    """The reader's bytes, up to ``length``, in blocks; closes it however the caller stops."""
+    remaining = length
+    try:
+        while remaining is None or remaining > 0:
+            block = reader.read(block_size if remaining is None else min(block_size, remaining))
+            if not block:
+                return
+            if remaining is not None:
+                remaining -= len(block)
+            yield block
+    finally:
+        reader.close()

@@ -1,0 +1,163 @@
+"""``PathStorePlugin``: every hook of a path store, derived from its primitives.
+
+A path-store plugin is its primitives (a :class:`PathFileSystem`) and a function
+that parses its URIs; this object is what it registers (its entry point names it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+from .._redact import redact_uri
+from .._types import Capabilities, FileInfo
+from ..config import Settings
+from ..errors import ArtifactError, NotFound
+from ..hookspecs import Progress, hookimpl
+from ._files import CallerError, not_a_file, open_reader, read_blocks, write_atomically, write_stream
+from ._protocol import PathFileSystem
+from ._root import PathRoot
+from ._tree import children, delete, walk_files
+
+__all__ = ["PathStorePlugin", "Resolver"]
+
+T = TypeVar("T")
+
+#: Parses a URI of a claimed scheme: the store's filesystem (shared per server and
+#: login) and the root's path on it. Raises InvalidUri.
+Resolver = Callable[[str, Settings], "tuple[PathFileSystem, str]"]
+
+
+class PathStorePlugin:
+    """The hooks of a path store, derived from the primitives its resolver's filesystem provides.
+
+    Args:
+        schemes: the URI schemes claimed ('' for plain paths).
+        resolve: ``resolve(uri, settings) -> (filesystem, base path)``.
+        capabilities: what the store offers beyond the required hooks; server-side
+            copy is added where the filesystem has the ``copy`` primitive.
+    """
+
+    def __init__(
+        self,
+        *,
+        schemes: Sequence[str],
+        resolve: Resolver,
+        capabilities: Capabilities = Capabilities(ranged_read=True),  # noqa: B008 - frozen
+    ) -> None:
+        self._schemes = list(schemes)
+        self._resolve = resolve
+        self._capabilities = capabilities
+
+    def __repr__(self) -> str:
+        return f"<PathStorePlugin {self._schemes}>"
+
+    # -- the boundary: SDK errors become mlartifacts errors here, once ----------------------
+
+    @contextlib.contextmanager
+    def _errors(self, root: PathRoot, path: str, op: str) -> Iterator[None]:
+        try:
+            yield
+        except CallerError as exc:
+            raise exc.__cause__ or exc from None  # the caller's own error, as it was raised
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            raise root.fs.translate(exc, root.where(path), op) from exc
+
+    def _stream(self, root: PathRoot, path: str, op: str, chunks: Iterator[T]) -> Iterator[T]:
+        with self._errors(root, path, op):
+            yield from chunks
+
+    # -- hooks --------------------------------------------------------------------------
+
+    @hookimpl
+    def schemes(self) -> Sequence[str]:
+        return self._schemes
+
+    @hookimpl
+    def resolve_uri(self, uri: str, settings: Settings | None) -> PathRoot:
+        fs, base = self._resolve(uri, settings if settings is not None else Settings.from_env())
+        return PathRoot(fs, base, redact_uri(uri))
+
+    @hookimpl
+    def capabilities(self, root: PathRoot | None) -> Capabilities:
+        caps = self._capabilities
+        if root is not None and root.fs.has("copy") and not caps.server_side_copy:
+            caps = replace(caps, server_side_copy=True)
+        return caps
+
+    @hookimpl
+    def stat(self, root: PathRoot, path: str) -> FileInfo:
+        with self._errors(root, path, "stat"):
+            info = root.fs.stat(root.path(path))
+        if info is None:
+            raise NotFound(f"no such file or directory: {root.where(path)}")
+        if info.is_dir:
+            return FileInfo(path, True, modified=info.modified)
+        return FileInfo(path, False, info.size, modified=info.modified)
+
+    @hookimpl(specname="list")
+    def list_entries(self, root: PathRoot, path: str, recursive: bool) -> Iterable[FileInfo]:
+        if recursive:
+            return self._stream(root, path, "list", walk_files(root, path))
+        with self._errors(root, path, "list"):
+            return [info for info, _ in children(root, root.path(path), path)]
+
+    @hookimpl
+    def upload(self, root: PathRoot, path: str, local_file: str, progress: Progress) -> None:
+        fs = root.fs
+        with self._errors(root, path, "upload"):
+            if fs.has("put_file"):
+                write_atomically(root, path, lambda temp: fs.put_file(local_file, temp, progress))
+                return
+            with open(local_file, "rb") as src:
+                write_stream(root, path, iter(lambda: src.read(fs.block_size), b""), progress)
+
+    @hookimpl
+    def write(self, root: PathRoot, path: str, chunks: Iterable[bytes]) -> None:
+        with self._errors(root, path, "write"):
+            write_stream(root, path, chunks, None)
+
+    @hookimpl
+    def download(self, root: PathRoot, path: str, local_file: str, progress: Progress) -> None:
+        fs = root.fs
+        with self._errors(root, path, "download"):
+            if fs.has("get_file"):
+                try:
+                    fs.get_file(root.path(path), local_file, progress)
+                except Exception as exc:
+                    raise not_a_file(root, path, exc, "download") from exc
+                return
+            reader = open_reader(root, path, 0, None, "download")
+            with open(local_file, "wb") as dst:
+                for block in read_blocks(reader, None, fs.block_size):
+                    dst.write(block)
+                    progress(len(block))
+
+    @hookimpl
+    def read(self, root: PathRoot, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+        with self._errors(root, path, "read"):
+            reader = open_reader(root, path, offset, length, "read")  # a missing file fails now
+        return self._stream(root, path, "read", read_blocks(reader, length, root.fs.block_size))
+
+    @hookimpl
+    def delete(self, root: PathRoot, path: str) -> None:
+        with self._errors(root, path, "delete"):
+            delete(root, path)
+
+    @hookimpl
+    def copy(self, root: PathRoot, path: str, dst_root: PathRoot, dst_path: str) -> None:
+        fs = root.fs
+        with self._errors(dst_root, dst_path, "copy"):
+            if fs.has("copy") and dst_root.fs is fs:
+                source = root.path(path)
+                write_atomically(dst_root, dst_path, lambda temp: fs.copy(source, temp))
+                return
+            # Another filesystem of this plugin (another server, other settings): stream it.
+            reader = open_reader(root, path, 0, None, "copy")
+            try:
+                write_stream(dst_root, dst_path, read_blocks(reader, None, fs.block_size), None)
+            finally:
+                reader.close()  # if the write failed before reading began
