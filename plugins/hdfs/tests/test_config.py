@@ -21,7 +21,9 @@ def test_extra_conf_in_mlflow_form() -> None:
 
 
 def test_extra_conf_as_json_object() -> None:
-    assert parse_extra_conf('{"dfs.replication": 2, "dfs.client.use.datanode.hostname": true, "x": "a,b"}') == {
+    assert parse_extra_conf(
+        '{"dfs.replication": 2, "dfs.client.use.datanode.hostname": true, "x": "a,b"}'
+    ) == {
         "dfs.replication": "2",
         "dfs.client.use.datanode.hostname": "true",  # Hadoop's spelling of a boolean
         "x": "a,b",
@@ -61,7 +63,7 @@ def test_kerberos_settings(tmp_path: Path) -> None:
 
 
 def test_missing_ticket_cache_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="MLFLOW_KERBEROS_TICKET_CACHE .*not a file"):
+    with pytest.raises(ConfigError, match=r"MLFLOW_KERBEROS_TICKET_CACHE .*not a file"):
         HdfsConfig.from_env(Settings(), {"MLFLOW_KERBEROS_TICKET_CACHE": str(tmp_path / "none")})
 
 
@@ -69,7 +71,9 @@ def test_timeout_caps_the_client_socket_timeouts() -> None:
     config = HdfsConfig.from_env(Settings(timeout=7.5), {})
     assert {key: config.extra[key] for key in TIMEOUT_KEYS} == dict.fromkeys(TIMEOUT_KEYS, "7500")
     # Never below a second, and a value set explicitly wins.
-    tiny = HdfsConfig.from_env(Settings(timeout=0.01), {"MLFLOW_PYARROW_EXTRA_CONF": "dfs.client.socket-timeout=90000"})
+    tiny = HdfsConfig.from_env(
+        Settings(timeout=0.01), {"MLFLOW_PYARROW_EXTRA_CONF": "dfs.client.socket-timeout=90000"}
+    )
     assert tiny.extra == {"dfs.client.socket-timeout": "90000", "ipc.client.connect.timeout": "1000"}
     assert HdfsConfig.from_env(Settings(timeout=None), {}).extra == {}
 

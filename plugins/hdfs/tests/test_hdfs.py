@@ -7,7 +7,6 @@ in the plugin's README; the Kerberos test is in test_kerberos.py.
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,7 @@ from typing import Any
 import pytest
 
 from mlartifacts import ArtifactStore, Settings
-from mlartifacts.errors import InvalidPath, NotFound, TransientError
-from mlartifacts.paths import TEMP_PREFIX
+from mlartifacts.errors import InvalidPath, NotFound
 from mlartifacts.testing.contract import random_bytes, read_tree, write_tree
 
 QUICK = Settings(retry_backoff=0.01, retry_backoff_max=0.1)
@@ -66,7 +64,9 @@ def test_ranged_reads_cross_block_boundaries(hdfs: Any) -> None:
 def test_parallel_ranged_download(hdfs: Any, tmp_path: Path) -> None:
     # Small ranges force the engine to fetch one file as many ranges at once.
     data = random_bytes(5 * hdfs.block_size + 3, seed=5)
-    settings = QUICK.replace(ranged_download_threshold=hdfs.block_size, ranged_download_chunksize=hdfs.block_size // 2)
+    settings = QUICK.replace(
+        ranged_download_threshold=hdfs.block_size, ranged_download_chunksize=hdfs.block_size // 2
+    )
     with ArtifactStore(hdfs.fresh_uri(), settings=settings) as store:
         store.write_bytes("big.bin", data)
         out = store.download_file("big.bin", str(tmp_path / "big.bin"))
@@ -76,9 +76,9 @@ def test_parallel_ranged_download(hdfs: Any, tmp_path: Path) -> None:
 def test_missing_paths(hdfs: Any, tmp_path: Path) -> None:
     with ArtifactStore(hdfs.fresh_uri(), settings=QUICK) as store:
         store.write_bytes("here.txt", b"x")
-        with pytest.raises(NotFound, match="missing.txt"):
+        with pytest.raises(NotFound, match=r"missing\.txt"):
             store.stat("missing.txt")
-        with pytest.raises(NotFound, match="missing.txt"):
+        with pytest.raises(NotFound, match=r"missing\.txt"):
             store.download_artifacts("missing.txt", str(tmp_path))
         with pytest.raises(NotFound):
             store.read_bytes("missing/deeper.bin")

@@ -37,7 +37,8 @@ print("ok")
 
 @pytest.mark.skipif(
     not URI or not os.environ.get("MLFLOW_KERBEROS_TICKET_CACHE"),
-    reason="no Kerberized HDFS configured (MLARTIFACTS_TEST_HDFS_KERBEROS_URI and MLFLOW_KERBEROS_TICKET_CACHE)",
+    reason="no Kerberized HDFS configured "
+    "(MLARTIFACTS_TEST_HDFS_KERBEROS_URI and MLFLOW_KERBEROS_TICKET_CACHE)",
 )
 def test_round_trip_on_a_kerberized_cluster() -> None:
     assert URI is not None

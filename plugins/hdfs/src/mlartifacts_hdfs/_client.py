@@ -62,7 +62,11 @@ def _java_problem(env: Mapping[str, str]) -> str | None:
     java_home = env.get("JAVA_HOME", "")
     if not java_home:
         installed = sorted(glob.glob("/usr/lib/jvm/*/lib/server/" + _LIBJVM))
-        hint = f" (found here: {os.path.dirname(os.path.dirname(os.path.dirname(installed[0])))})" if installed else ""
+        hint = (
+            f" (found here: {os.path.dirname(os.path.dirname(os.path.dirname(installed[0])))})"
+            if installed
+            else ""
+        )
         return (
             "Java: JAVA_HOME is not set; set it to the Java installation whose lib/server holds "
             f"{_LIBJVM}{hint}"

@@ -5,7 +5,7 @@
 | ``MLFLOW_KERBEROS_TICKET_CACHE`` | Kerberos ticket cache file (``kinit -c``), passed as ``kerb_ticket`` |
 | ``MLFLOW_KERBEROS_USER`` | user to act as (the Kerberos principal, or the HDFS user with simple auth) |
 | ``MLFLOW_PYARROW_EXTRA_CONF`` | Hadoop client settings: ``k1=v1,k2=v2`` (MLflow's form) or a JSON object |
-| ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` | seconds a transfer may take; the Hadoop client's socket timeouts are capped by it |
+| ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` | seconds a transfer may take; caps the client socket timeouts |
 
 The Hadoop client itself is configured as usual: ``core-site.xml`` and
 ``hdfs-site.xml`` from the directory on the ``CLASSPATH`` (``hdfs:///path`` uses their

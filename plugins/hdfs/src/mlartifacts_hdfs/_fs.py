@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["HdfsFileSystem"]
 
+_RENAME_ATTEMPTS = 10
+
 
 class HdfsFileSystem(PathFileSystem):
     """One namenode as one login sees it; connects (starting the JVM) on first use.
@@ -105,11 +107,25 @@ class HdfsFileSystem(PathFileSystem):
         return _Writer(self.client.open_output_stream(path))
 
     def rename(self, src: str, dst: str) -> None:
-        # HDFS renames *into* a directory that is in the way: refuse, as POSIX does.
-        target = self.stat(dst)
-        if target is not None and target.is_dir:
-            raise IsADirectoryError(errno.EISDIR, "it is a directory", dst)
-        self.client.move(src, dst)  # replaces a file (pyarrow removes it, then renames)
+        # libhdfs' rename neither replaces a file nor refuses a directory (HDFS moves the
+        # source *into* it): remove a file in the way first, refuse a directory, as POSIX
+        # does. Another writer may slip its own file in between: then go again.
+        for _ in range(_RENAME_ATTEMPTS):
+            target = self.stat(dst)
+            if target is not None:
+                if target.is_dir:
+                    raise IsADirectoryError(errno.EISDIR, "it is a directory", dst)
+                try:
+                    self.client.delete_file(dst)
+                except OSError:
+                    pass  # removed by someone else already: the rename says what matters
+            try:
+                self.client.move(src, dst)
+                return
+            except OSError:
+                if self.stat(src) is None or self.stat(dst) is None:
+                    raise  # not a lost race: the rename itself failed
+        raise FileExistsError(errno.EEXIST, "other writers kept replacing the file", dst)
 
     def remove(self, path: str) -> None:
         try:
