@@ -127,7 +127,7 @@ def _wait_block_report(datanode: ServerProcess, timeout: float = 90.0) -> None:
 
 def _configure(base: Path, block_size: int) -> tuple[Path, int]:
     conf = base / "conf"
-    conf.mkdir()
+    conf.mkdir(parents=True)
     port = free_port()
     addresses = {
         name: f"127.0.0.1:{free_port()}"

@@ -36,5 +36,10 @@ def resolve(uri: str, settings: Settings) -> tuple[HdfsFileSystem, str]:
     return shared(("hdfs", namenode, config), lambda: HdfsFileSystem(namenode, config)), base
 
 
+#: Reads start at any offset (ranged_read). One stream per file (single_stream): a
+#: DFSInputStream already reads a block ahead, and parallel ranges of the same blocks
+#: from one process measured slower than one stream (benchmarks/hdfs_cluster.py).
+CAPABILITIES = Capabilities(ranged_read=True, single_stream=True)
+
 #: The plugin object the entry point names: every hook, derived from HdfsFileSystem.
-plugin = PathStorePlugin(schemes=list(SCHEMES), resolve=resolve, capabilities=Capabilities(ranged_read=True))
+plugin = PathStorePlugin(schemes=list(SCHEMES), resolve=resolve, capabilities=CAPABILITIES)
