@@ -16,13 +16,14 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 from xml.sax.saxutils import escape
 
-from mlartifacts.testing.servers import ServerProcess, free_port, wait_for
+from mlartifacts.testing.servers import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parents[3]
 TOOLS = REPO / "tools" / "hdfs"
@@ -116,13 +117,25 @@ class HdfsCluster:
         """Start a DataNode on the same storage and ports; wait for its block report."""
         self.datanode_starts += 1
         self.datanode = self._daemon(DATANODE, f"datanode-{self.datanode_starts}").start()
-        _wait_block_report(self.datanode)
+        _wait_block_report(self.namenode, self.datanode)
 
 
-def _wait_block_report(datanode: ServerProcess, timeout: float = 90.0) -> None:
-    wait_for(
-        lambda: READY in datanode.log.read_text(errors="replace"), timeout, proc=datanode, what="DataNode"
-    )
+def _wait_block_report(namenode: ServerProcess, datanode: ServerProcess, timeout: float = 180.0) -> None:
+    """Wait until the DataNode has reported its blocks; fail early, with both logs, if a daemon dies."""
+    deadline = time.monotonic() + timeout
+    while READY not in datanode.log.read_text(errors="replace"):
+        dead = [
+            (name, p)
+            for name, p in (("NameNode", namenode), ("DataNode", datanode))
+            if p.popen is not None and p.popen.poll() is not None
+        ]
+        if dead or time.monotonic() > deadline:
+            what = f"the {dead[0][0]} exited" if dead else f"no block report after {timeout:g} s"
+            raise RuntimeError(
+                f"HDFS did not start: {what}\nNameNode log:{namenode.log_tail()}"
+                f"\nDataNode log:{datanode.log_tail()}"
+            )
+        time.sleep(0.1)
 
 
 def _configure(base: Path, block_size: int) -> tuple[Path, int]:
@@ -229,7 +242,7 @@ def start_cluster(
     try:
         cluster.datanode = cluster._daemon(DATANODE, "datanode-1").start()
         try:
-            _wait_block_report(cluster.datanode)
+            _wait_block_report(cluster.namenode, cluster.datanode)
             yield cluster
         finally:
             cluster.datanode.stop()
