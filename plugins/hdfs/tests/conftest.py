@@ -20,6 +20,12 @@ from hdfs_cluster import TOOLS, HdfsCluster, java_home, start_cluster
 
 INSTALL = "scripts/install fetches and builds it (plugins/hdfs/ci/install)"
 
+# pyarrow carries cloud filesystems too: none of them may probe a metadata address here.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+os.environ.setdefault("NO_GCE_CHECK", "True")
+os.environ.setdefault("GCE_METADATA_HOST", "127.0.0.1:1")
+os.environ.setdefault("GCE_METADATA_IP", "127.0.0.1:1")
+
 
 @pytest.fixture(scope="session")
 def hdfs_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HdfsCluster]:
@@ -39,10 +45,15 @@ def hdfs_client_env(hdfs_cluster: HdfsCluster) -> Iterator[HdfsCluster]:
 
     The JVM libhdfs starts reads these once, so they stay set until the session ends.
     """
+    from mlartifacts_hdfs._fs import close_all
+
     with pytest.MonkeyPatch.context() as patch:
         for name, value in hdfs_cluster.client_env.items():
             patch.setenv(name, value)
-        yield hdfs_cluster
+        try:
+            yield hdfs_cluster
+        finally:
+            close_all()  # before the cluster stops: a client left open would retry it
 
 
 @pytest.fixture

@@ -168,3 +168,12 @@ def test_extra_conf_reaches_the_client(hdfs: Any, monkeypatch: pytest.MonkeyPatc
     with ArtifactStore(hdfs.fresh_uri(), settings=QUICK) as store:
         store.write_bytes("two-blocks.bin", random_bytes(4 * hdfs.block_size, seed=4))
     assert len(hdfs.block_files() - before) == 2
+
+
+def test_close_then_use_again(hdfs: Any) -> None:
+    with ArtifactStore(hdfs.fresh_uri(), settings=QUICK) as store:
+        store.write_bytes("a.txt", b"before")
+        store.backend.root.fs.close()  # what happens at exit, or to drop a connection
+        assert store.read_bytes("a.txt") == b"before"  # connects again
+        store.write_bytes("b.txt", b"after")
+        assert [e.path for e in store.list_artifacts()] == ["a.txt", "b.txt"]

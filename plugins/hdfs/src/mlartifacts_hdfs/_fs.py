@@ -8,8 +8,10 @@ natively.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from mlartifacts._types import MiB
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from pyarrow import NativeFile
     from pyarrow.fs import FileInfo, HadoopFileSystem
 
-__all__ = ["HdfsFileSystem"]
+__all__ = ["HdfsFileSystem", "close_all"]
 
 _RENAME_ATTEMPTS = 10
 
@@ -45,6 +47,7 @@ class HdfsFileSystem(PathFileSystem):
         self.config = config
         self._client: HadoopFileSystem | None = None
         self._lock = threading.Lock()
+        _INSTANCES.add(self)
 
     def __repr__(self) -> str:
         return f"<HdfsFileSystem {self.namenode.host}:{self.namenode.port} user={self.config.user}>"
@@ -59,6 +62,12 @@ class HdfsFileSystem(PathFileSystem):
                     self._client = connect(self.namenode, self.config)
                 client = self._client
         return client
+
+    def close(self) -> None:
+        """Disconnect now (the next call connects again); the JVM lives as long as the process."""
+        with self._lock:
+            client, self._client = self._client, None
+        del client  # pyarrow disconnects (closing the Hadoop client) with its last reference
 
     def translate(self, exc: Exception, where: str, op: str) -> ArtifactError:
         return translate(exc, where, op)
@@ -149,6 +158,21 @@ class HdfsFileSystem(PathFileSystem):
 
     def rmtree(self, path: str) -> None:
         self.client.delete_dir(path)  # HDFS deletes a tree in one NameNode call
+
+
+_INSTANCES: weakref.WeakSet[HdfsFileSystem] = weakref.WeakSet()
+
+
+@atexit.register
+def close_all() -> None:
+    """Disconnect every HDFS filesystem of the process.
+
+    Run at exit, while the interpreter is whole: left to interpreter teardown, the
+    Hadoop clients (their lease renewers, streams whose close failed) would be shut
+    down by the JVM's own exit hooks while Python and pyarrow are already unloading.
+    """
+    for fs in list(_INSTANCES):
+        fs.close()
 
 
 def _info(info: FileInfo) -> PathInfo:
