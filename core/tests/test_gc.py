@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from mlartifacts import ArtifactStore
+from mlartifacts import ArtifactStore, Capabilities, PluginRegistry, gc, hookimpl
 from mlartifacts.cli import run
+from mlartifacts.errors import NotSupported
 from mlartifacts.gc import parse_duration
+from mlartifacts.paths import TEMP_PREFIX
 from mlartifacts.testing.contract import write_tree
+from mlartifacts.testing.memory import MemoryBackend
 from mlartifacts.testing.memory import plugin as memory
 
 
@@ -93,9 +97,38 @@ def test_stale_multipart_uploads(capsys: pytest.CaptureFixture[str]) -> None:
         store.backend.abort_multipart("b/fresh.bin", fresh)
 
 
-def test_stale_uploads_need_the_capability(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["gc", "--artifacts-destination", str(tmp_path), "--incomplete-uploads-older-than", "1d"]) == 1
-    assert "does not support list multipart uploads" in capsys.readouterr().err
+def test_stale_temporaries_on_a_path_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What a writer killed mid-upload leaves (its temporary) is swept once old enough."""
+    dest = tmp_path / "dest"
+    write_tree(dest, {"models/kept.bin": b"kept", "top.txt": b"top"})
+    stale = [dest / "models" / f"{TEMP_PREFIX}{uuid.uuid4().hex}", dest / f"{TEMP_PREFIX}{uuid.uuid4().hex}"]
+    fresh = dest / "models" / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+    for path, size in ((stale[0], 3000), (stale[1], 100), (fresh, 50)):
+        path.write_bytes(b"p" * size)
+    an_hour_ago = time.time() - 3600
+    for path in stale:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    args = ["gc", "--artifacts-destination", str(dest), "--incomplete-uploads-older-than", "30m"]
+    assert run([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would abort incomplete upload {stale[0].name} of models (2.9 KiB)" in out
+    assert out.endswith("would free 3.0 KiB\n")
+    assert all(path.exists() for path in (*stale, fresh))
+    assert run([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["bytes_freed"] == 3100
+    assert sorted(u["path"] for u in report["uploads"]) == ["", "models"]
+    assert not any(path.exists() for path in stale)
+    assert fresh.exists()  # still being written, as far as anyone can tell
+    assert files(dest) == sorted(["models/kept.bin", "top.txt", f"models/{fresh.name}"])
+
+
+def test_a_store_without_incomplete_uploads_says_so() -> None:
+    registry = PluginRegistry(autoload=False)
+    registry.register(WithoutIncompleteUploads(scheme="flat"), "flat")
+    store = ArtifactStore("flat://bucket/x", registry=registry)
+    with store, pytest.raises(NotSupported, match="list multipart"):
+        gc.stale_uploads(store, 60)
 
 
 @pytest.mark.parametrize(
@@ -103,3 +136,11 @@ def test_stale_uploads_need_the_capability(tmp_path: Path, capsys: pytest.Captur
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+class WithoutIncompleteUploads(MemoryBackend):
+    """An object store that cannot list its incomplete uploads."""
+
+    @hookimpl
+    def capabilities(self) -> Capabilities:
+        return Capabilities(ranged_read=True)

@@ -122,6 +122,24 @@ def test_refusal_lowers_the_limit_to_what_is_held() -> None:
     pool.release(third)
 
 
+def test_a_passing_refusal_does_not_lower_the_limit() -> None:
+    """A server still counting connections it is closing refuses once: asked again, it accepts."""
+    refusals = iter([Refused("421 too many connections")])
+
+    def create() -> Session:
+        refusal = next(refusals, None)
+        if refusal is not None:
+            raise refusal
+        return Session()
+
+    pool = SessionPool(create, max_size=3, refused=lambda exc: isinstance(exc, Refused))
+    pool.refusal_pause = 0.01
+    held = [pool.acquire(), pool.acquire(), pool.acquire()]
+    assert pool.max_size == 3
+    for session in held:
+        pool.release(session)
+
+
 def test_refusal_with_nothing_held_raises() -> None:
     def create() -> Session:
         raise Refused("421 too many connections")

@@ -231,7 +231,9 @@ class PluginRegistry:
         if missing:
             return f"missing required hook(s): {', '.join(missing)}"
         multipart = [hook for hook in MULTIPART_HOOKS if handle.implements(hook)]
-        if multipart and len(multipart) != len(MULTIPART_HOOKS):
+        # abort_multipart may stand alone: with list_multipart_uploads it lets gc free what
+        # interrupted writes left (a path store's temporaries) without multipart uploads.
+        if multipart and multipart != ["abort_multipart"] and len(multipart) != len(MULTIPART_HOOKS):
             absent = [hook for hook in MULTIPART_HOOKS if hook not in multipart]
             return f"incomplete multipart support: missing {', '.join(absent)}"
         return None

@@ -142,3 +142,4 @@ class PendingUpload:
     path: str
     upload_id: str
     initiated: float | None = None  # POSIX timestamp
+    size: int | None = None  # bytes it holds, where the storage says (gc reports what it frees)

@@ -88,6 +88,8 @@ class SessionPool(Generic[S]):
         self._reusable = reusable
         self._refused = refused
         self.check_after = check_after
+        #: Seconds to wait before asking once more for a session the server refused.
+        self.refusal_pause = 0.3
         self.max_idle = max_idle
         self.name = name
         self.max_size = max_size
@@ -155,7 +157,7 @@ class SessionPool(Generic[S]):
                 self._give_back_slot()
                 continue
             try:
-                session = self._create()
+                session = self._make()
             except BaseException as exc:
                 if self._lower_limit(exc):
                     continue
@@ -210,6 +212,21 @@ class SessionPool(Generic[S]):
         self._idle = []
         self._in_use = 0
         return True
+
+    def _make(self) -> S:
+        """A new session; a refused one is asked for again once, after a pause.
+
+        A server counts the connections it is still closing (vsftpd reaps its refused
+        children asynchronously, and a port probe counts too), so one refusal may say
+        more about its bookkeeping than about its limit.
+        """
+        try:
+            return self._create()
+        except BaseException as exc:
+            if not self._refused(exc):
+                raise
+        time.sleep(self.refusal_pause)
+        return self._create()
 
     def _give_back_slot(self) -> None:
         with self._cond:

@@ -306,6 +306,15 @@ def test_pool_holds_both_engine_pools(unique_uri: str, aws_env: pytest.MonkeyPat
         assert store.backend.root.client.meta.config.retries["total_max_attempts"] == 2
 
 
+def test_pool_follows_the_store_settings(unique_uri: str, aws_env: pytest.MonkeyPatch) -> None:
+    """Settings given to the store, not the environment, size the client's connection pool."""
+    aws_env.setenv("MLARTIFACTS_MAX_WORKERS", "10")
+    with ArtifactStore(unique_uri, settings=Settings(max_workers=32)) as store:
+        assert store.backend.root.client.meta.config.max_pool_connections == 64
+    with ArtifactStore(unique_uri) as store:
+        assert store.backend.root.client.meta.config.max_pool_connections == 20
+
+
 def test_server_side_copy(unique_uri: str, s3_env: Any, record: Recorder) -> None:
     with ArtifactStore(unique_uri) as store, ArtifactStore(unique_uri + "-copy") as other:
         store.write_bytes("src/config.json", b'{"lr": 0.1}')

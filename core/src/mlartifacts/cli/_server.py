@@ -138,8 +138,14 @@ def cmd_gc(args: argparse.Namespace) -> int:
                 if not args.dry_run:
                     store.backend.abort_multipart(upload.path, upload.upload_id)
                 report["uploads"].append(
-                    {"path": upload.path, "upload_id": upload.upload_id, "initiated": upload.initiated}
+                    {
+                        "path": upload.path,
+                        "upload_id": upload.upload_id,
+                        "initiated": upload.initiated,
+                        "bytes": upload.size,
+                    }
                 )
+                report["bytes_freed"] += upload.size or 0
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -150,7 +156,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(f"no artifacts found for run {run_id}")
     for upload in report["uploads"]:
         verb_upload = "would abort" if args.dry_run else "aborted"
-        print(f"{verb_upload} incomplete upload {upload['upload_id']} of {upload['path']}")
+        size = "" if upload["bytes"] is None else f" ({_size(upload['bytes'])})"
+        print(f"{verb_upload} incomplete upload {upload['upload_id']} of {upload['path'] or '.'}{size}")
     print(f"{'would free' if args.dry_run else 'freed'} {_size(report['bytes_freed'])}")
     return 0
 

@@ -34,23 +34,32 @@ a reader or writer holds one with a :class:`Lease`.
 
 from __future__ import annotations
 
+from .._redact import redact_uri
 from ._files import temporary_name
 from ._plugin import PathStorePlugin, Resolver
-from ._pooled import Lease, reusable_unless
-from ._protocol import KnownDirs, PathFileSystem, PathInfo, Reader, Writer
+from ._pooled import Commands, Lease, LeasedWriter, PooledFileSystem, reusable_unless
+from ._protocol import KnownDirs, PathFileSystem, PathInfo, Reader, Writer, translate_os_error
 from ._root import PathRoot, shared
+from ._uri import UriParts, split_uri
 
 __all__ = [
+    "Commands",
     "KnownDirs",
     "Lease",
+    "LeasedWriter",
     "PathFileSystem",
     "PathInfo",
     "PathRoot",
     "PathStorePlugin",
+    "PooledFileSystem",
     "Reader",
     "Resolver",
+    "UriParts",
     "Writer",
+    "redact_uri",
     "reusable_unless",
     "shared",
+    "split_uri",
     "temporary_name",
+    "translate_os_error",
 ]

@@ -11,14 +11,15 @@ from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .._redact import redact_uri
-from .._types import Capabilities, FileInfo
+from .._types import Capabilities, FileInfo, PendingUpload
 from ..config import Settings
-from ..errors import ArtifactError, NotFound
+from ..errors import ArtifactError, InvalidPath, NotFound
 from ..hookspecs import Progress, hookimpl
+from ..paths import TEMP_PREFIX
 from ._files import CallerError, not_a_file, open_reader, read_blocks, write_atomically, write_stream
 from ._protocol import PathFileSystem
 from ._root import PathRoot
-from ._tree import children, delete, walk_files
+from ._tree import children, delete, temporaries, walk_files
 
 __all__ = ["PathStorePlugin", "Resolver"]
 
@@ -83,7 +84,8 @@ class PathStorePlugin:
 
     @hookimpl
     def capabilities(self, root: PathRoot | None) -> Capabilities:
-        caps = self._capabilities
+        # The temporaries of interrupted writes are listed (and removed) as incomplete uploads.
+        caps = replace(self._capabilities, list_multipart_uploads=True)
         if root is not None and root.fs.has("copy") and not caps.server_side_copy:
             caps = replace(caps, server_side_copy=True)
         return caps
@@ -161,3 +163,20 @@ class PathStorePlugin:
                 write_stream(dst_root, dst_path, read_blocks(reader, None, fs.block_size), None)
             finally:
                 reader.close()  # if the write failed before reading began
+
+    @hookimpl
+    def list_multipart_uploads(self, root: PathRoot, path: str) -> Iterable[PendingUpload]:
+        # A temporary is an upload that never completed: its directory is the path, its
+        # name the id, its age the modification time (None where the store has none).
+        for directory, entry in self._stream(root, path, "gc", temporaries(root, path)):
+            yield PendingUpload(directory, entry.name, entry.modified, entry.size)
+
+    @hookimpl
+    def abort_multipart(self, root: PathRoot, path: str, upload_id: str) -> None:
+        if not upload_id.startswith(TEMP_PREFIX) or "/" in upload_id or "\\" in upload_id:
+            raise InvalidPath(f"{upload_id!r} is not the name of one of this store's temporaries")
+        fs = root.fs
+        with self._errors(root, path, "gc"):
+            temp = fs.pathmod.join(root.path(path), upload_id)
+            if fs.stat(temp, follow=False) is not None:  # already gone: nothing to free
+                fs.remove(temp)

@@ -1,13 +1,15 @@
-"""Pooled sessions for remote path stores: a session held by an open reader or writer."""
+"""Pooled sessions for remote path stores: one-call primitives, sessions held by readers and writers."""
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import abc
+from typing import Callable, Generic, Protocol, TypeVar
 
 from ..errors import ArtifactError
 from ..pool import SessionPool
+from ._protocol import PathFileSystem
 
-__all__ = ["Lease", "reusable_unless"]
+__all__ = ["Commands", "Lease", "LeasedWriter", "PooledFileSystem", "reusable_unless"]
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -48,6 +50,11 @@ class Lease(Generic[S]):
         self.session = pool.acquire()
         self._ended = False
 
+    @property
+    def ended(self) -> bool:
+        """Whether the session was given back (or closed) already."""
+        return self._ended
+
     def begin(self, start: Callable[[S], T]) -> T:
         """Run ``start`` on the session; if it raises, end the lease as the pool's rules say."""
         try:
@@ -65,3 +72,80 @@ class Lease(Generic[S]):
             self.pool.release(self.session)
         else:
             self.pool.discard(self.session)
+
+
+class LeasedWriter(Generic[S]):
+    """A writer holding a pooled session until ``finish(complete)`` ends the exchange on it.
+
+    ``close`` finishes a complete write (its errors are the write's); ``abort`` a
+    failed one, quietly. Either way the session goes back to the pool, unless
+    finishing raised an error that leaves it unusable: then it is closed.
+    """
+
+    def __init__(
+        self, lease: Lease[S], write: Callable[[bytes], object], finish: Callable[[bool], None]
+    ) -> None:
+        self.lease, self._write, self._finish = lease, write, finish
+
+    def write(self, data: bytes) -> None:
+        self._write(data)
+
+    def close(self) -> None:
+        self._end(complete=True)
+
+    def abort(self) -> None:
+        try:
+            self._end(complete=False)
+        except Exception:  # noqa: BLE001 - the write's own error is what matters; the lease ended
+            pass
+
+    def _end(self, complete: bool) -> None:
+        if self.lease.ended:
+            return
+        try:
+            self._finish(complete)
+        except BaseException as exc:
+            self.lease.end(reuse=self.lease.pool.reusable(exc))
+            raise
+        self.lease.end(reuse=True)
+
+
+class Commands(Protocol):
+    """What a session's client offers for the one-call primitives (paramiko's SFTPClient does)."""
+
+    def remove(self, path: str, /) -> object: ...
+
+    def rmdir(self, path: str, /) -> object: ...
+
+    def mkdir(self, path: str, /) -> object: ...
+
+
+class PooledFileSystem(PathFileSystem, Generic[S]):
+    """A remote store whose primitives each borrow one of its pooled, logged-in sessions.
+
+    ``remove``, ``rmdir`` and ``mkdir`` are one call each on what ``commands`` gives
+    for a session; the other primitives are the subclass's.
+    """
+
+    def __init__(self, pool: SessionPool[S]) -> None:
+        self.pool = pool
+
+    @abc.abstractmethod
+    def commands(self, session: S) -> Commands:
+        """The object whose ``remove``, ``rmdir`` and ``mkdir`` act on the store for ``session``."""
+
+    def lease(self) -> Lease[S]:
+        """A session for a reader or writer to hold until it ends."""
+        return Lease(self.pool)
+
+    def remove(self, path: str) -> None:
+        with self.pool.session() as session:
+            self.commands(session).remove(path)
+
+    def rmdir(self, path: str) -> None:
+        with self.pool.session() as session:
+            self.commands(session).rmdir(path)
+
+    def mkdir(self, path: str) -> None:
+        with self.pool.session() as session:
+            self.commands(session).mkdir(path)

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Protocol
 from .._backend import translate_error
 from ..errors import ArtifactError, InvalidPath, NotFound, PermissionDenied
 
-__all__ = ["KnownDirs", "PathFileSystem", "PathInfo", "Reader", "Writer"]
+__all__ = ["KnownDirs", "PathFileSystem", "PathInfo", "Reader", "Writer", "translate_os_error"]
 
 Progress = Callable[[int], None]
 
@@ -71,15 +71,35 @@ class Writer(Protocol):
     def abort(self) -> None: ...
 
 
+def translate_os_error(exc: BaseException, where: str) -> ArtifactError:
+    """The error for an ``OSError`` by its errno (and for other built-in exceptions by type).
+
+    The message gives the error's words, never the file name the OS put in it.
+    """
+    if isinstance(exc, ArtifactError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in _BY_ERRNO:
+        return _BY_ERRNO[exc.errno](f"{where}: {exc.strerror or exc}")
+    if isinstance(exc, Exception):
+        return translate_error(exc, where)
+    raise exc
+
+
 class KnownDirs:
     """Directories known to exist on one store: ``mkdir -p`` skips them (a round trip each)."""
 
     def __init__(self) -> None:
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
+        # Writers into one new directory make it once: the others wait, then find it known.
+        self._making = [threading.Lock() for _ in range(64)]
 
     def __contains__(self, path: object) -> bool:
         return path in self._dirs
+
+    def making(self, path: str) -> threading.Lock:
+        """The lock to hold while making ``path`` (one of a few, shared by hash)."""
+        return self._making[hash(path) % len(self._making)]
 
     def add(self, path: str) -> None:
         with self._lock:
@@ -161,11 +181,7 @@ class PathFileSystem(abc.ABC):
 
     def translate(self, exc: Exception, where: str, op: str) -> ArtifactError:
         """The :mod:`mlartifacts.errors` error for ``exc``, raised by operation ``op`` at ``where``."""
-        if isinstance(exc, ArtifactError):
-            return exc
-        if isinstance(exc, OSError) and exc.errno in _BY_ERRNO:
-            return _BY_ERRNO[exc.errno](f"{where}: {exc.strerror or exc}")
-        return translate_error(exc, where)
+        return translate_os_error(exc, where)
 
     def rmtree(self, path: str) -> None:
         """Remove a directory and everything below it, links not followed (optional)."""

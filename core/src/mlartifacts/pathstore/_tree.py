@@ -12,13 +12,19 @@ from ..paths import TEMP_PREFIX
 from ._protocol import PathInfo
 from ._root import PathRoot
 
-__all__ = ["children", "delete", "makedirs", "walk_files"]
+__all__ = ["children", "delete", "makedirs", "temporaries", "walk_files"]
 
 log = logging.getLogger("mlartifacts.pathstore")
 
 
 def makedirs(root: PathRoot, directory: str, where: str) -> None:
     """``mkdir -p directory`` (a store path), skipping directories known to exist."""
+    with root.fs.known_dirs.making(directory):
+        if directory not in root.fs.known_dirs:  # another writer may have made it meanwhile
+            _makedirs(root, directory, where)
+
+
+def _makedirs(root: PathRoot, directory: str, where: str) -> None:
     fs, known = root.fs, root.fs.known_dirs
     missing: list[str] = []
     current = directory
@@ -141,3 +147,24 @@ def _remove_tree(root: PathRoot, top: str) -> None:
     for directory in reversed(directories):
         if fs.pathmod.dirname(directory) != directory:  # a store's own root stays
             fs.rmdir(directory)
+
+
+def temporaries(root: PathRoot, rel: str) -> Iterator[tuple[str, PathInfo]]:
+    """The toolkit's temporaries below ``rel`` (what interrupted writes left), with their directory."""
+    fs = root.fs
+    pending = [(root.path(rel), rel)]
+    while pending:
+        directory, prefix = pending.pop()
+        for entry in sorted(fs.listdir(directory) or (), key=lambda e: e.name, reverse=True):
+            if entry.name in (".", ".."):
+                continue
+            if entry.name.startswith(TEMP_PREFIX):
+                if not entry.is_dir:
+                    yield prefix, entry
+            elif entry.is_dir and not entry.link:
+                pending.append(
+                    (
+                        fs.pathmod.join(directory, entry.name),
+                        f"{prefix}/{entry.name}" if prefix else entry.name,
+                    )
+                )

@@ -49,7 +49,6 @@ class Connection:
         self.rest = "REST STREAM" in self.features or "REST" in self.features
         self.list_all = True  # LIST -a (shows dot files) until the server refuses it
         self.type = ""
-        self.known_dirs: set[str] = set()
         self.last_used = time.monotonic()
 
     def binary(self) -> None:
@@ -61,6 +60,16 @@ class Connection:
     def text_listing(self) -> None:
         """ftplib's line-based commands (mlsd, retrlines) send TYPE A themselves."""
         self.type = "A"
+
+    # The one-call primitives (mlartifacts.pathstore.Commands), in FTP's words.
+    def remove(self, path: str) -> None:
+        self.ftp.delete(path)
+
+    def rmdir(self, path: str) -> None:
+        self.ftp.rmd(path)
+
+    def mkdir(self, path: str) -> None:
+        self.ftp.mkd(path)
 
     def close(self) -> None:
         try:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import ftplib
 import socket
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from mlartifacts.errors import (
     ArtifactError,
@@ -25,7 +23,7 @@ from mlartifacts.errors import (
     Unauthenticated,
 )
 
-__all__ = ["connection_lost", "ftp_errors", "reply_code", "translate"]
+__all__ = ["connection_lost", "reply_code", "translate"]
 
 #: Reply codes whose meaning does not depend on the command.
 _BY_CODE: dict[str, type[ArtifactError]] = {
@@ -103,14 +101,3 @@ def translate(exc: BaseException, where: str, on_550: type[ArtifactError] = NotF
     if isinstance(exc, (EOFError, OSError)):
         return TransientError(f"{where}: connection lost ({type(exc).__name__}: {exc or 'closed'})")
     return BackendError(f"{where}: {type(exc).__name__}: {exc}")
-
-
-@contextmanager
-def ftp_errors(where: str, on_550: type[ArtifactError] = NotFound) -> Iterator[None]:
-    """Translate whatever ftplib raises inside the block (``raise ... from exc``)."""
-    try:
-        yield
-    except ArtifactError:
-        raise
-    except Exception as exc:
-        raise translate(exc, where, on_550) from exc

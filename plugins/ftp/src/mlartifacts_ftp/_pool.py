@@ -10,23 +10,22 @@ checked with NOOP before reuse, and one idle longer than servers usually allow
 from __future__ import annotations
 
 import ftplib
-import threading
+from typing import TYPE_CHECKING, cast
 
-from mlartifacts.errors import ArtifactError
+from mlartifacts.pathstore import PathRoot, reusable_unless
 from mlartifacts.pool import SessionPool
 
 from ._client import Connection, connect
 from ._errors import connection_lost, reply_code
 from ._uri import FtpRoot
 
-__all__ = ["pool_for", "reusable"]
+if TYPE_CHECKING:
+    from ._fs import FtpFS
 
+__all__ = ["make_pool", "pool_for", "reusable"]
 
-def reusable(exc: BaseException) -> bool:
-    """Whether a connection that raised ``exc`` is still in step with its server."""
-    if isinstance(exc, ArtifactError):
-        return not exc.transient
-    return isinstance(exc, ftplib.Error) and not connection_lost(exc)
+#: Whether a connection that raised an exception is still in step with its server.
+reusable = reusable_unless(connection_lost, (ftplib.Error,))
 
 
 def _alive(connection: Connection) -> bool:
@@ -38,35 +37,21 @@ def _refused(exc: BaseException) -> bool:
     return reply_code(exc) == "421"
 
 
-_POOLS: dict[tuple[object, ...], SessionPool[Connection]] = {}
-_POOLS_LOCK = threading.Lock()
+def make_pool(root: FtpRoot) -> SessionPool[Connection]:
+    """A connection pool for the server and login of ``root``."""
+    return SessionPool(
+        lambda: connect(root),
+        close=Connection.close,
+        max_size=root.max_connections,
+        alive=_alive,
+        reusable=reusable,
+        refused=_refused,
+        check_after=15.0,
+        max_idle=240.0,
+        name=f"ftp {root.user}@{root.host}:{root.port}",
+    )
 
 
-def pool_for(root: FtpRoot) -> SessionPool[Connection]:
-    """The connection pool for the server and login of ``root``."""
-    key = (
-        root.host, root.port, root.user, root.password, root.tls, root.passive,
-        root.timeout, root.max_connections, root.ca_file,
-    )  # fmt: skip
-    with _POOLS_LOCK:
-        pool = _POOLS.get(key)
-        if pool is None:
-            known_dirs: set[str] = set()  # shared: a directory made on one connection exists for all
-
-            def create() -> Connection:
-                connection = connect(root)
-                connection.known_dirs = known_dirs
-                return connection
-
-            pool = _POOLS[key] = SessionPool(
-                create,
-                close=Connection.close,
-                max_size=root.max_connections,
-                alive=_alive,
-                reusable=reusable,
-                refused=_refused,
-                check_after=15.0,
-                max_idle=240.0,
-                name=f"ftp {root.user}@{root.host}:{root.port}",
-            )
-        return pool
+def pool_for(root: PathRoot) -> SessionPool[Connection]:
+    """The connection pool behind a store's root (``ArtifactStore(...).backend.root``)."""
+    return cast("FtpFS", root.fs).pool

@@ -93,20 +93,11 @@ class LocalFS(PathFileSystem):
     def open_write(self, path: str) -> _LocalWriter:
         return _LocalWriter(_create(path), self.fsync)
 
-    def rename(self, src: str, dst: str) -> None:
-        os.replace(src, dst)
-
-    def remove(self, path: str) -> None:
-        os.unlink(path)
-
-    def rmdir(self, path: str) -> None:
-        os.rmdir(path)
-
-    def mkdir(self, path: str) -> None:
-        os.mkdir(path)
-
-    def rmtree(self, path: str) -> None:
-        shutil.rmtree(path)  # removes links inside, never what they point to
+    rename = staticmethod(os.replace)
+    remove = staticmethod(os.unlink)
+    rmdir = staticmethod(os.rmdir)
+    mkdir = staticmethod(os.mkdir)
+    rmtree = staticmethod(shutil.rmtree)  # removes links inside, never what they point to
 
     def copy(self, src: str, dst: str) -> None:
         with open(src, "rb") as source:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mlartifacts import Capabilities, MultipartLimits, hookimpl
+from mlartifacts import Capabilities, MultipartLimits, Settings, hookimpl
 
 from ._config import S3Config
 from ._multipart import (
@@ -60,8 +60,8 @@ def schemes() -> Sequence[str]:
 
 
 @hookimpl
-def resolve_uri(uri: str) -> S3Root:
-    root = parse_uri(uri, S3Config.from_env())
+def resolve_uri(uri: str, settings: Settings) -> S3Root:
+    root = parse_uri(uri, S3Config.from_env(settings=settings))
     root.client  # noqa: B018 - made (and its settings checked) now, not in the middle of a transfer
     return root
 

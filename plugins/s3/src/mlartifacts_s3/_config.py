@@ -51,9 +51,14 @@ class S3Config:
     aws_environment: str = ""  # digest of the AWS_* variables boto3 reads
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> S3Config:
-        """Read and check the settings; an invalid value raises ConfigError naming its variable."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, settings: Settings | None = None) -> S3Config:
+        """Read and check the settings; an invalid value raises ConfigError naming its variable.
+
+        ``settings`` are the engine's (what the store runs with); without them, the
+        environment's.
+        """
         env = os.environ if environ is None else environ
+        engine = settings if settings is not None else Settings.from_env(env)
         return cls(
             endpoint_url=_endpoint(env),
             verify=storage_tls_verify(env),
@@ -66,7 +71,7 @@ class S3Config:
             ),
             # The engine runs two pools of max_workers threads (files, and parts or
             # ranges); each may hold a connection, and a full pool drops connections.
-            max_pool_connections=2 * Settings.from_env(env).max_workers,
+            max_pool_connections=2 * engine.max_workers,
             aws_environment=_aws_digest(env),
         )
 

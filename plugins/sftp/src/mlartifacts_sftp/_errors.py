@@ -9,37 +9,16 @@ the pool opens a new connection.
 
 from __future__ import annotations
 
-import errno
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from mlartifacts.errors import (
-    ArtifactError,
-    BackendError,
-    InvalidPath,
-    NotFound,
-    NotSupported,
-    PermissionDenied,
-    TransientError,
-    Unauthenticated,
-)
+from mlartifacts.errors import ArtifactError, BackendError, NotSupported, TransientError, Unauthenticated
+from mlartifacts.pathstore import translate_os_error
 
-__all__ = ["HostKeyError", "connection_lost", "sftp_errors", "translate"]
+__all__ = ["HostKeyError", "connection_lost", "translate"]
 
 
 class HostKeyError(Unauthenticated):
     """The server's host key is unknown, or differs from the one in known_hosts."""
-
-
-_BY_ERRNO: dict[int, type[ArtifactError]] = {
-    errno.ENOENT: NotFound,
-    errno.ENOTDIR: NotFound,
-    errno.EACCES: PermissionDenied,
-    errno.EPERM: PermissionDenied,
-    errno.EISDIR: InvalidPath,
-    errno.ENAMETOOLONG: InvalidPath,
-}
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -76,22 +55,9 @@ def translate(exc: BaseException, where: str) -> ArtifactError:
         return NotSupported(f"{where}: no SSH algorithm in common with the server ({exc})")
     if connection_lost(exc):
         return TransientError(f"{where}: connection lost ({type(exc).__name__}: {exc or 'closed'})")
-    if isinstance(exc, OSError) and exc.errno in _BY_ERRNO:
-        return _BY_ERRNO[exc.errno](f"{where}: {exc.strerror or exc}")
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and exc.errno is None:
         return BackendError(f"{where}: the SFTP server answered {exc}")
-    return BackendError(f"{where}: {type(exc).__name__}: {exc}")
-
-
-@contextmanager
-def sftp_errors(where: str) -> Iterator[None]:
-    """Translate whatever paramiko raises inside the block (``raise ... from exc``)."""
-    try:
-        yield
-    except ArtifactError:
-        raise
-    except Exception as exc:
-        raise translate(exc, where) from exc
+    return translate_os_error(exc, where)  # SFTP status codes as errnos, and the rest
 
 
 def _changed_key_message(exc: object, where: str) -> str:

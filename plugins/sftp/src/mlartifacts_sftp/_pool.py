@@ -14,10 +14,11 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlartifacts.errors import ArtifactError
+from mlartifacts.errors import TransientError
+from mlartifacts.pathstore import reusable_unless
 from mlartifacts.pool import SessionPool
 
 from ._errors import HostKeyError, connection_lost, translate
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
     from ._uri import SftpRoot
 
-__all__ = ["Session", "pool_for", "reusable"]
+__all__ = ["Session", "make_pool", "reusable"]
 
 log = logging.getLogger("mlartifacts.sftp")
 
@@ -46,7 +47,6 @@ _KEEPALIVE = 30  # seconds: keeps NAT and firewalls from dropping idle pooled co
 @dataclass(eq=False)
 class _Connection:
     client: paramiko.SSHClient
-    home: str = ""
     request_size: int = SAFE_REQUEST_SIZE
     channels: int = 0
     cap: int = 8
@@ -91,12 +91,6 @@ class Session:
 
     sftp: paramiko.SFTPClient
     connection: _Connection
-    #: Directories known to exist on the server (saves a round trip per upload).
-    known_dirs: set[str] = field(default_factory=set)
-
-    @property
-    def home(self) -> str:
-        return self.connection.home
 
     @property
     def request_size(self) -> int:
@@ -123,8 +117,7 @@ class _Channels:
             self._connections.append(connection)
             session = self._channel(connection)
             if session is None:
-                raise translate(OSError("the server refused an SFTP channel on a new connection"),
-                                self.root.display)  # fmt: skip
+                raise TransientError("the server refused an SFTP channel on a new connection")
             return session
 
     def _channel(self, connection: _Connection) -> Session | None:
@@ -173,16 +166,13 @@ class _Channels:
             )
         except paramiko.BadHostKeyException as exc:
             _Connection(client, proxy=sock).close()
-            raise HostKeyError(
-                f"{root.display}: {changed_key_advice(exc.key, exc.expected_key, root)}"
-            ) from exc
-        except HostKeyError as exc:
+            raise HostKeyError(changed_key_advice(exc.key, exc.expected_key, root)) from exc
+        except HostKeyError:
             _Connection(client, proxy=sock).close()
-            exc.message = f"{root.display}: {exc.message}"
             raise
         except Exception as exc:
             _Connection(client, proxy=sock).close()
-            raise translate(exc, f"{root.display} (connecting to {root.host_key_name})") from exc
+            raise translate(exc, f"connecting to {root.host_key_name}") from exc
         transport = client.get_transport()
         assert transport is not None
         transport.set_keepalive(_KEEPALIVE)
@@ -194,12 +184,6 @@ class _Channels:
         openssh = "openssh" in (transport.remote_version or "").lower()
         default_size = OPENSSH_REQUEST_SIZE if openssh else SAFE_REQUEST_SIZE
         connection.request_size = root.request_size or default_size
-        if root.home_relative:
-            sftp = client.open_sftp()
-            try:
-                connection.home = sftp.normalize(".")
-            finally:
-                sftp.close()
         return connection
 
     def close(self, session: Session) -> None:
@@ -232,36 +216,20 @@ def _alive(session: Session) -> bool:
     return session.connection.usable() and channel is not None and not channel.closed
 
 
-def reusable(exc: BaseException) -> bool:
-    """Whether a channel that raised ``exc`` is still in a known state."""
-    if isinstance(exc, ArtifactError):
-        return not exc.transient
-    # A status reply (no such file, permission denied...) leaves the channel in sync.
-    return isinstance(exc, OSError) and not connection_lost(exc)
+#: Whether a channel that raised an exception is still in a known state: a status
+#: reply (no such file, permission denied...) leaves it in sync.
+reusable = reusable_unless(connection_lost, (OSError,))
 
 
-_POOLS: dict[tuple[object, ...], SessionPool[Session]] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def pool_for(root: SftpRoot) -> SessionPool[Session]:
-    """The channel pool for the server and login of ``root`` (shared by roots on that server)."""
-    key = (
-        root.hostname, root.port, root.username, root.password, root.key_filenames,
-        root.identities_only, root.known_hosts, root.proxy_command, root.timeout,
-        root.max_sessions, root.channels_per_connection, root.request_size,
-    )  # fmt: skip
-    with _POOLS_LOCK:
-        pool = _POOLS.get(key)
-        if pool is None:
-            channels = _Channels(root)
-            pool = _POOLS[key] = SessionPool(
-                channels.open,
-                close=channels.close,
-                max_size=root.max_sessions,
-                alive=_alive,
-                check_after=0.0,  # _alive asks the transport, not the server: cheap every time
-                reusable=reusable,
-                name=f"sftp {root.username}@{root.host_key_name}",
-            )
-        return pool
+def make_pool(root: SftpRoot) -> SessionPool[Session]:
+    """A channel pool for the server and login of ``root``."""
+    channels = _Channels(root)
+    return SessionPool(
+        channels.open,
+        close=channels.close,
+        max_size=root.max_sessions,
+        alive=_alive,
+        check_after=0.0,  # _alive asks the transport, not the server: cheap every time
+        reusable=reusable,
+        name=f"sftp {root.username}@{root.host_key_name}",
+    )

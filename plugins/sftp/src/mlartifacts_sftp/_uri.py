@@ -6,10 +6,10 @@ import getpass
 import os
 import posixpath
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
 
 from mlartifacts.config import env_float, env_int, env_str
-from mlartifacts.errors import ConfigError, InvalidUri
+from mlartifacts.errors import ConfigError
+from mlartifacts.pathstore import split_uri
 
 __all__ = ["SftpRoot", "parse_uri"]
 
@@ -55,31 +55,14 @@ class SftpRoot:
         """The name of this server in known_hosts, as OpenSSH writes it."""
         return self.hostname if self.port == DEFAULT_PORT else f"[{self.hostname}]:{self.port}"
 
-    def remote(self, path: str, home: str = "") -> str:
-        """The server-side path of an artifact path ('' is the root)."""
-        base = posixpath.join(home, self.path) if self.home_relative else self.path
-        if not path:
-            return base.rstrip("/") or "/"
-        return posixpath.join(base, path)
-
 
 def parse_uri(uri: str) -> SftpRoot:
     """``sftp://[user[:password]@]host[:port]/path``, completed from the SSH config."""
-    parts = urlsplit(uri)
-    if parts.scheme.lower() != "sftp" or not parts.hostname:
-        raise InvalidUri(f"{_redact(uri)!r}: expected sftp://[user@]host[:port]/path")
-    if parts.query or parts.fragment:
-        raise InvalidUri(f"{_redact(uri)!r}: sftp URIs take no query or fragment")
-    try:
-        uri_port = parts.port
-    except ValueError:
-        raise InvalidUri(f"{_redact(uri)!r}: the port is not a number") from None
-    alias = parts.hostname  # urlsplit lowercases; ssh host names are case-insensitive
+    parts = split_uri(uri, ("sftp",), "sftp://[user@]host[:port]/path")
+    alias = parts.host  # lowercase; ssh host names are case-insensitive
     config = _ssh_config(alias)
 
-    path = unquote(parts.path) or "/"
-    if any(segment == ".." for segment in path.split("/")):
-        raise InvalidUri(f"{_redact(uri)!r}: '..' is not allowed in the path")
+    path = parts.path or "/"
     home_relative = path == "/~" or path.startswith("/~/")
     if home_relative:
         path = path[3:]
@@ -91,9 +74,9 @@ def parse_uri(uri: str) -> SftpRoot:
         value = config.get(key)
         return value if isinstance(value, str) else None
 
-    port = uri_port or _int(text("port"), "Port in the SSH config") or DEFAULT_PORT
-    username = unquote(parts.username) if parts.username else text("user") or getpass.getuser()
-    password = unquote(parts.password) if parts.password is not None else None
+    port = parts.port or _int(text("port"), "Port in the SSH config") or DEFAULT_PORT
+    username = parts.user or text("user") or getpass.getuser()
+    password = parts.password
     identity = config.get("identityfile")
     identity_files = tuple(os.path.expanduser(p) for p in identity) if isinstance(identity, list) else ()
     known = env_str("MLARTIFACTS_SFTP_KNOWN_HOSTS")
@@ -152,10 +135,3 @@ def _int(value: object, what: str) -> int | None:
         return int(str(value))
     except ValueError:
         raise ConfigError(f"{what} must be a number, got {value!r}") from None
-
-
-def _redact(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    return uri.replace(f":{parts.password}@", ":***@", 1)
