@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import atexit
 import errno
+import random
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -119,7 +121,7 @@ class HdfsFileSystem(PathFileSystem):
         # libhdfs' rename neither replaces a file nor refuses a directory (HDFS moves the
         # source *into* it): remove a file in the way first, refuse a directory, as POSIX
         # does. Another writer may slip its own file in between: then go again.
-        for _ in range(_RENAME_ATTEMPTS):
+        for attempt in range(_RENAME_ATTEMPTS):
             target = self.stat(dst)
             if target is not None:
                 if target.is_dir:
@@ -132,8 +134,9 @@ class HdfsFileSystem(PathFileSystem):
                 self.client.move(src, dst)
                 return
             except OSError:
-                if self.stat(src) is None or self.stat(dst) is None:
-                    raise  # not a lost race: the rename itself failed
+                if self.stat(src) is None:
+                    raise  # our temporary is gone: not a lost race
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # let the racing writers spread out
         raise FileExistsError(errno.EEXIST, "other writers kept replacing the file", dst)
 
     def remove(self, path: str) -> None:
