@@ -115,6 +115,9 @@ class HdfsCluster:
 
     def start_datanode(self) -> None:
         """Start a DataNode on the same storage and ports; wait for its block report."""
+        if self.datanode.popen is not None and self.datanode.popen.poll() is None:
+            # A second one would fail on the ports, and the first would outlive the session.
+            raise RuntimeError("the DataNode is still running: kill it first")
         self.datanode_starts += 1
         self.datanode = self._daemon(DATANODE, f"datanode-{self.datanode_starts}").start()
         _wait_block_report(self.namenode, self.datanode)
