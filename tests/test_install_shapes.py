@@ -39,6 +39,8 @@ SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
         },
         ("google-",),
     ),
+    # pyarrow (its HadoopFileSystem), and nothing else third-party.
+    "hdfs": ({"mlartifacts", "mlartifacts-nfs", "mlartifacts-hdfs", "pyarrow"}, ("pyarrow",)),
     # Extras combine: exactly those backends and their SDKs.
     "s3,sftp": (
         {"mlartifacts", "mlartifacts-nfs", "mlartifacts-s3", "mlartifacts-sftp", "boto3", "paramiko"},
@@ -140,6 +142,10 @@ def test_core_alone_stores_on_local_disk_without_sdks(venvs: dict[str, Path], ex
 def test_ftp_adds_only_its_plugin(venvs: dict[str, Path]) -> None:
     # ftplib is the standard library's: mlartifacts[ftp] brings no third-party distribution.
     assert installed(venvs["ftp"]) - installed(venvs[""]) == {"mlartifacts-ftp"}
+
+
+def test_hdfs_adds_only_its_plugin_and_pyarrow(venvs: dict[str, Path]) -> None:
+    assert installed(venvs["hdfs"]) - installed(venvs[""]) == {"mlartifacts-hdfs", "pyarrow"}
 
 
 def test_combined_extras_are_the_union_of_their_parts(venvs: dict[str, Path]) -> None:

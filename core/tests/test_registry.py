@@ -259,3 +259,18 @@ def test_installed_plugins_are_found() -> None:
     assert records["nfs"].distribution == "mlartifacts-nfs"
     assert records["nfs"].schemes == ("", "file")
     assert records["memory"].distribution == "mlartifacts"
+
+
+def test_every_install_hint_names_an_extra_that_exists() -> None:
+    # "no plugin handles scheme 'x': pip install 'mlartifacts[y]'" must never send a user
+    # to an extra the core does not have.
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    from mlartifacts._registry import KNOWN_SCHEMES
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    missing = {scheme: extra for scheme, extra in KNOWN_SCHEMES.items() if extra not in extras}
+    assert missing == {}, f"install hints name extras that do not exist: {missing}"
