@@ -20,12 +20,13 @@ from .._version import __version__
 from ..config import Settings
 from ..errors import ArtifactError
 from ..store import ArtifactStore
-from ._access_log import AccessLogMiddleware
+from ._access_log import AccessLogMiddleware, RouteNames
 from ._artifacts import ArtifactsApi
 from ._auth import AuthMiddleware, Credentials
 from ._batch import BatchApi
 from ._config import ServerConfig
 from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error, handle_internal_error
+from ._metrics import Metrics
 from ._multipart import MultipartApi
 from ._security import SecurityMiddleware, SecurityPolicy
 
@@ -117,6 +118,9 @@ def create_app(
         Route(f"{prefix}/health", _health, methods=["GET"]),
         Route(f"{prefix}/version", _version, methods=["GET"]),
     ]
+    metrics = Metrics(config.expose_prometheus) if config.expose_prometheus else None
+    if metrics is not None:
+        routes.append(Route(f"{prefix}/metrics", metrics.endpoint, methods=["GET"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -124,6 +128,8 @@ def create_app(
         await anyio.to_thread.run_sync(lambda: None)
         yield
         store.close()
+        if metrics is not None:
+            metrics.process_exit()
 
     app = Starlette(
         routes=routes,
@@ -137,6 +143,7 @@ def create_app(
     )
     app.state.store = store
     app.state.hidden_locations = _locations(store)
+    app.state.metrics = metrics
     wrapped: ASGIApp = app
     credentials = Credentials.load(config.users_file, config.tokens_file)
     health = config.static_prefix + "/health"
@@ -148,7 +155,9 @@ def create_app(
         )
         # Outside authentication: a browser's CORS preflight carries no credentials.
         wrapped = SecurityMiddleware(wrapped, policy, exempt=(health,))
-    return AccessLogMiddleware(wrapped)
+    return AccessLogMiddleware(
+        wrapped, RouteNames(routes), json_format=config.access_log_format == "json", metrics=metrics
+    )
 
 
 def app_from_env() -> Any:
