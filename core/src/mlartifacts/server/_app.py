@@ -24,6 +24,7 @@ from ._access_log import AccessLogMiddleware, RouteNames
 from ._artifacts import ArtifactsApi
 from ._auth import AuthMiddleware, Credentials
 from ._batch import BatchApi
+from ._browser import BrowserPage, archive_stream
 from ._config import ServerConfig
 from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error, handle_internal_error
 from ._metrics import Metrics
@@ -93,6 +94,10 @@ def create_app(
     artifacts = ArtifactsApi(store)
     multipart = MultipartApi(store, config.default_artifact_root)
     batch = BatchApi(store)
+
+    async def archive(request: Request) -> Response:
+        return await archive_stream(store, request)
+
     v2 = [
         ("/mlflow-artifacts/artifacts", artifacts.list, "GET"),
         ("/mlflow-artifacts/artifacts/{path:anypath}", artifacts.download, "GET"),
@@ -104,6 +109,7 @@ def create_app(
         ("/mlflow-artifacts/presigned/{path:anypath}", multipart.presigned, "GET"),
         ("/mlflow-artifacts/batch/upload/{path:anypath}", batch.upload, "POST"),
         ("/mlflow-artifacts/batch/download/{path:anypath}", batch.download, "POST"),
+        ("/mlflow-artifacts/archive/{path:anypath}", archive, "GET"),
     ]
     v3 = [("/mlflow/server-info", multipart.server_info, "GET")]
     # Full paths rather than Mounts: a Mount's own catch-all would not match every
@@ -118,6 +124,13 @@ def create_app(
         Route(f"{prefix}/health", _health, methods=["GET"]),
         Route(f"{prefix}/version", _version, methods=["GET"]),
     ]
+    browser = BrowserPage(prefix)
+    routes += [
+        Route(f"{prefix}/", browser.page, methods=["GET"]),
+        Route(f"{prefix}/static/{{name}}", browser.asset, methods=["GET"]),
+    ]
+    if prefix:
+        routes.append(Route(prefix, browser.page, methods=["GET"]))
     metrics = Metrics(config.expose_prometheus) if config.expose_prometheus else None
     if metrics is not None:
         routes.append(Route(f"{prefix}/metrics", metrics.endpoint, methods=["GET"]))
