@@ -70,7 +70,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
     )
     (run / "model" / "requirements.txt").write_text("scikit-learn==1.5.0\n")
-    (run / "plot.png").write_bytes(png(64, 48))
+    (run / "plot.png").write_bytes(png(320, 200))
     (run / "notes.txt").write_text("the quick brown fox\njumps over the lazy dog\n")
     (run / "metrics.csv").write_text('step,loss\n1,0.9\n2,"0,5"\n3,0.25\n')
     (run / "report.html").write_text('<h1 id="pwned">rendered</h1><script>document.title="pwned"</script>')
@@ -210,7 +210,7 @@ def test_an_image_preview_renders(driver: Any, site: RunningServer) -> None:
     open_page(driver, site, "/view/1/run1/artifacts/plot.png")
     image = wait(driver, lambda d: d.find_elements("id", "image-preview"))[0]
     wait(driver, lambda d: d.execute_script("return arguments[0].complete", image))
-    assert driver.execute_script("return arguments[0].naturalWidth", image) == 64
+    assert driver.execute_script("return arguments[0].naturalWidth", image) == 320
     assert driver.find_element("id", "title").text == "plot.png"
     screenshot(driver, "image-preview")
 

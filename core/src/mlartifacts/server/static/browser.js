@@ -174,14 +174,12 @@
       return;
     }
     const table = el("table", null, { id: "listing" });
+    const digests = state.rows.some((row) => row.digest); // only where the destination keeps them
     const head = el("tr");
-    head.append(
-      headerCell("Name", "name"),
-      headerCell("Size", "file_size", "num"),
-      headerCell("Modified", "modified", "wide"),
-      el("th", "Digest", { scope: "col", class: "wide" }),
-      el("th", "Actions", { scope: "col" })
-    );
+    head.append(headerCell("Name", "name"), headerCell("Size", "file_size", "num"));
+    head.append(headerCell("Modified", "modified", "wide"));
+    if (digests) head.append(el("th", "Digest", { scope: "col", class: "wide" }));
+    head.append(el("th", "Actions", { scope: "col" }));
     const thead = el("thead");
     thead.append(head);
     table.append(thead);
@@ -198,13 +196,9 @@
       const actions = el("td");
       if (!row.is_dir) actions.append(actionLink("Download", fileUrl(full), true), " ");
       actions.append(deleteButton(full, row.is_dir, route));
-      tr.append(
-        name,
-        size,
-        el("td", humanTime(row.modified), { class: "wide" }),
-        el("td", row.digest || "", { class: "digest wide" }),
-        actions
-      );
+      tr.append(name, size, el("td", humanTime(row.modified), { class: "wide" }));
+      if (digests) tr.append(el("td", row.digest || "", { class: "digest wide" }));
+      tr.append(actions);
       body.append(tr);
     }
     table.append(body);
