@@ -227,6 +227,7 @@
     state.rows = body.files || [];
     setStatus("");
     renderTable();
+    performance.mark("listing-rendered"); // for benchmarks/browser.py: the browser's own clock
     const pager = el("nav", null, { class: "pager", "aria-label": "Pages" });
     if (page) pager.append(el("a", "First page", { href: browseLink(path) }));
     if (body.next_page_token) {
