@@ -190,6 +190,7 @@ def test_navigation_into_a_directory_and_back(driver: Any, site: RunningServer) 
 
 
 def test_keyboard_reaches_a_directory(driver: Any, site: RunningServer) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
     open_page(driver, site, "/browse/1/run1")
@@ -197,12 +198,13 @@ def test_keyboard_reaches_a_directory(driver: Any, site: RunningServer) -> None:
     # Tab from the page's heading (focused after each navigation) to the first entry.
     body = driver.switch_to.active_element
     assert body.get_attribute("id") == "title"
+    keyboard = ActionChains(driver)
     for _ in range(20):
-        driver.switch_to.active_element.send_keys(Keys.TAB)
+        keyboard.send_keys(Keys.TAB).perform()
         if driver.switch_to.active_element.text == "artifacts":
             break
     assert driver.switch_to.active_element.get_attribute("href").endswith("#/browse/1/run1/artifacts")
-    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    keyboard.send_keys(Keys.ENTER).perform()
     listing_of(driver, "notes.txt")
 
 
@@ -291,6 +293,28 @@ def test_delete_asks_first(driver: Any, site: RunningServer) -> None:
     listing_of(driver, "notes.txt")  # back in the directory
     assert not doomed.exists()
     assert "doomed.txt" not in names(driver)
+
+
+def test_files_upload_into_the_directory(driver: Any, site: RunningServer, tmp_path: Path) -> None:
+    local = tmp_path / "uploaded from page.txt"
+    local.write_bytes(b"sent by the browser\n" * 100)
+    open_page(driver, site, "/browse/1/run1")
+    listing_of(driver, "artifacts")
+    driver.find_element("id", "upload-input").send_keys(str(local))
+    listing_of(driver, local.name)
+    stored = site.destination / "1/run1" / local.name  # type: ignore[operator]
+    assert stored.read_bytes() == local.read_bytes()
+    assert "Uploaded 1 file." in driver.find_element("id", "status").text
+
+
+def test_a_long_text_preview_is_cut(driver: Any, site: RunningServer) -> None:
+    long = site.destination / "1/run1/long.log"  # type: ignore[operator]
+    long.write_text("".join(f"line {i}\n" for i in range(60_000)))  # about 530 KiB
+    open_page(driver, site, "/view/1/run1/long.log")
+    pre = wait(driver, lambda d: d.find_elements("id", "text-preview"))[0]
+    assert "Showing the first 256.0 KiB of" in driver.find_element("id", "content").text
+    shown = driver.execute_script("return arguments[0].textContent.length", pre)
+    assert shown == 256 * 1024
 
 
 def test_a_narrow_window_keeps_name_size_and_actions(driver: Any, site: RunningServer) -> None:

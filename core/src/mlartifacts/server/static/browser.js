@@ -131,6 +131,44 @@
     return button;
   }
 
+  async function upload(directory, files) {
+    // One PUT per file, through the artifacts API (same origin, so the Origin check passes).
+    let done = 0;
+    for (const file of files) {
+      const target = directory ? directory + "/" + file.name : file.name;
+      setStatus("Uploading " + file.name + " (" + (done + 1) + " of " + files.length + ")…");
+      const response = await fetch(fileUrl(target), { method: "PUT", body: file, credentials: "same-origin" });
+      if (!response.ok) {
+        setStatus("Could not upload " + file.name + ": " + (await failure(response)).message, true);
+        return;
+      }
+      done += 1;
+    }
+    await showDirectory(directory, null);
+    setStatus("Uploaded " + done + (done === 1 ? " file." : " files."));
+  }
+
+  function uploadControl(directory) {
+    const label = el("label", "Upload files", { class: "upload" });
+    const input = el("input", null, { type: "file", multiple: "", id: "upload-input" });
+    input.addEventListener("change", () => {
+      if (input.files.length) upload(directory, Array.from(input.files));
+    });
+    label.append(input);
+    return label;
+  }
+
+  // Files dropped anywhere on a directory's page are uploaded into it.
+  document.addEventListener("dragover", (event) => {
+    if (state.view === "dir") event.preventDefault();
+  });
+  document.addEventListener("drop", (event) => {
+    if (state.view !== "dir") return;
+    event.preventDefault();
+    const files = Array.from(event.dataTransfer.files || []);
+    if (files.length) upload(state.dir, files);
+  });
+
   function sortRows(rows) {
     const key = state.sort;
     const sign = state.descending ? -1 : 1;
@@ -208,13 +246,15 @@
   }
 
   async function showDirectory(path, page) {
+    state.view = "dir";
     crumbs(path, false);
     $("title").textContent = path ? baseName(path) + "/" : "All artifacts";
     document.title = (path || "artifacts") + " · mlartifacts";
     const actions = $("actions");
     actions.replaceChildren(
       actionLink("Download as .zip", archiveUrl(path, "zip"), true),
-      actionLink("Download as .tar", archiveUrl(path, "tar"), true)
+      actionLink("Download as .tar", archiveUrl(path, "tar"), true),
+      uploadControl(path)
     );
     $("content").replaceChildren();
     setStatus("Loading…");
@@ -235,7 +275,7 @@
     }
     if (pager.childElementCount) $("content").append(pager);
     if (state.rows.length === 0 && !page) {
-      actions.replaceChildren(); // nothing to download
+      actions.replaceChildren(uploadControl(path)); // nothing to download
     }
     if (path && state.rows.length === 0 && !page) {
       setStatus("Nothing is stored under " + path + ".");
@@ -316,6 +356,7 @@
   }
 
   async function showFile(path) {
+    state.view = "file";
     crumbs(path, true);
     const name = baseName(path);
     $("title").textContent = name;
