@@ -16,6 +16,7 @@ import io
 import os
 import shutil
 import struct
+import sys
 import tarfile
 import zipfile
 import zlib
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import API, RunningServer, start_cli_server
+from .conftest import API, RunningServer, serve_app, start_cli_server
 
 os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager, should it run at all, stays offline
 
@@ -77,6 +78,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     (run / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect/></svg>')
     (run / HOSTILE).write_text("hostile name, harmless content")
     (run / "doomed.txt").write_text("delete me")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {"step": list(range(1000)), "loss": [1 / (i + 1) for i in range(1000)], "tag": ["<b>x</b>"] * 1000}
+    )
+    pq.write_table(table, run / "metrics.parquet", row_group_size=250)
     (root / "big").mkdir()
     for i in range(LARGE):
         (root / "big" / f"f{i:04d}.txt").write_text(str(i))
@@ -232,6 +240,47 @@ def test_a_csv_preview_is_a_table(driver: Any, site: RunningServer) -> None:
         for r in table.find_elements("css selector", "tr")
     ]
     assert cells == [["step", "loss"], ["1", "0.9"], ["2", "0,5"], ["3", "0.25"]]
+
+
+def test_a_parquet_preview_shows_schema_and_first_rows(driver: Any, site: RunningServer) -> None:
+    open_page(driver, site, "/view/1/run1/artifacts/metrics.parquet")
+    schema = wait(driver, lambda d: d.find_elements("id", "parquet-schema"))[0]
+    rows = [
+        [c.text for c in r.find_elements("css selector", "td")]
+        for r in schema.find_elements("css selector", "tbody tr")
+    ]
+    assert rows == [["step", "int64"], ["loss", "double"], ["tag", "string"]]
+    data = driver.find_element("id", "parquet-rows").find_elements("css selector", "tbody tr")
+    assert len(data) == 100
+    assert [c.text for c in data[1].find_elements("css selector", "td")] == ["1", "0.5", "<b>x</b>"]
+    assert driver.find_elements("css selector", "#parquet-rows b") == []  # a value is text too
+    assert "100 of 1000 rows." in driver.find_element("id", "content").text
+    screenshot(driver, "parquet-preview")
+
+
+def test_a_preview_of_what_is_not_parquet_is_refused(site: RunningServer) -> None:
+    base = f"{site.url}/api/2.0/mlflow-artifacts/preview/1/run1/artifacts"
+    not_parquet = requests.get(f"{base}/notes.txt", timeout=10)
+    assert (not_parquet.status_code, not_parquet.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    (site.destination / "1/run1/fake.parquet").write_bytes(b"PAR1 not really")  # type: ignore[operator]
+    fake = requests.get(f"{site.url}/api/2.0/mlflow-artifacts/preview/1/run1/fake.parquet", timeout=10)
+    assert fake.status_code == 400 and "not a readable parquet file" in fake.json()["message"]
+    assert str(site.destination) not in fake.text
+    missing = requests.get(f"{base}/nope.parquet", timeout=10)
+    assert missing.status_code == 404
+
+
+def test_parquet_previews_need_pyarrow_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlartifacts.server import ServerConfig, create_app
+
+    (tmp_path / "t.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # as if pyarrow were not installed
+    with serve_app(create_app(ServerConfig(artifacts_destination=str(tmp_path)))) as url:
+        response = requests.get(f"{url}/api/2.0/mlflow-artifacts/preview/t.parquet", timeout=10)
+    assert response.status_code == 501
+    assert "pip install pyarrow" in response.json()["message"]
 
 
 def test_a_name_with_markup_is_text(driver: Any, site: RunningServer) -> None:

@@ -29,6 +29,7 @@ from ._config import ServerConfig
 from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error, handle_internal_error
 from ._metrics import Metrics
 from ._multipart import MultipartApi
+from ._preview import preview
 from ._security import SecurityMiddleware, SecurityPolicy
 
 __all__ = ["app_from_env", "create_app"]
@@ -98,6 +99,9 @@ def create_app(
     async def archive(request: Request) -> Response:
         return await archive_stream(store, request)
 
+    async def preview_file(request: Request) -> Response:
+        return await preview(store, request)
+
     v2 = [
         ("/mlflow-artifacts/artifacts", artifacts.list, "GET"),
         ("/mlflow-artifacts/artifacts/{path:anypath}", artifacts.download, "GET"),
@@ -110,6 +114,7 @@ def create_app(
         ("/mlflow-artifacts/batch/upload/{path:anypath}", batch.upload, "POST"),
         ("/mlflow-artifacts/batch/download/{path:anypath}", batch.download, "POST"),
         ("/mlflow-artifacts/archive/{path:anypath}", archive, "GET"),
+        ("/mlflow-artifacts/preview/{path:anypath}", preview_file, "GET"),
     ]
     v3 = [("/mlflow/server-info", multipart.server_info, "GET")]
     # Full paths rather than Mounts: a Mount's own catch-all would not match every

@@ -355,6 +355,37 @@
     content.append(wrap);
   }
 
+  function simpleTable(id, header, rows) {
+    const table = el("table", null, { id: id });
+    const head = el("tr");
+    for (const name of header) head.append(el("th", name, { scope: "col" }));
+    const thead = el("thead");
+    thead.append(head);
+    const body = el("tbody");
+    for (const cells of rows) {
+      const tr = el("tr");
+      for (const cell of cells) tr.append(el("td", cell === null ? "null" : cell));
+      body.append(tr);
+    }
+    table.append(thead, body);
+    const wrap = el("div", null, { class: "table-wrap" });
+    wrap.append(table);
+    return wrap;
+  }
+
+  async function previewParquet(path) {
+    // Read on the server, with pyarrow when it is installed there.
+    const response = await fetch(API + "/preview/" + encodePath(path), { credentials: "same-origin" });
+    if (!response.ok) throw await failure(response);
+    const body = await response.json();
+    const content = $("content");
+    content.append(el("h2", "Schema"));
+    content.append(simpleTable("parquet-schema", ["Column", "Type"], body.schema.map((f) => [f.name, f.type])));
+    content.append(el("h2", "First rows"));
+    content.append(el("p", body.rows.length + " of " + body.num_rows + " rows.", { class: "note" }));
+    content.append(simpleTable("parquet-rows", body.schema.map((f) => f.name), body.rows));
+  }
+
   async function showFile(path) {
     state.view = "file";
     crumbs(path, true);
@@ -382,6 +413,8 @@
     }
     if (ACTIVE.has(ext)) {
       await previewText(path, "Shown as text: active content (HTML, SVG) is never rendered here.");
+    } else if (ext === "parquet" || ext === "pq") {
+      await previewParquet(path);
     } else if (ext in TABLES) {
       await previewTable(path, TABLES[ext]);
     } else if (TEXTS.has(ext) || TEXT_NAMES.has(name.toLowerCase())) {
