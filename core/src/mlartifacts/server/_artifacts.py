@@ -22,7 +22,8 @@ from ._streams import SMALL_BODY, IncompleteBody, RequestBody, parse_range, refu
 
 __all__ = ["ARTIFACT_POLICY", "ArtifactsApi"]
 
-#: Sent with every artifact: were a browser to render one (HTML, SVG), nothing in it may run or load.
+#: Sent with every artifact: were a browser to render one (HTML, SVG), nothing in it may run or
+#: load; a sandboxed, script-less document (inline style is left so text and images still lay out).
 ARTIFACT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 # Served as text/plain, as MLflow does, so browsers display them and never run them.

@@ -146,8 +146,9 @@ def _zip_stream(store: ArtifactStore, directory: str, files: Iterator[FileInfo])
                     out.write(chunk)
                     if spool.size >= _BLOCK:
                         yield spool.drain()
-            yield spool.drain()
-    yield spool.drain()
+            if spool.size:
+                yield spool.drain()
+    yield spool.drain()  # the central directory
 
 
 async def archive_stream(store: ArtifactStore, request: Request) -> Response:
