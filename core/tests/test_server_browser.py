@@ -459,3 +459,22 @@ def test_the_page_works_behind_authentication(driver: Any, auth_server: RunningS
     driver.find_element("link text", "seen.txt").click()
     pre = wait(driver, lambda d: d.find_elements("id", "text-preview"))[0]
     assert pre.text == "only for users"
+
+
+def test_digests_show_where_the_destination_keeps_them(driver: Any) -> None:
+    # The in-memory backend keeps an MD5 per object, as S3 does; local disk keeps none.
+    import hashlib
+    import uuid
+
+    from mlartifacts.server import ServerConfig, create_app
+
+    bucket = f"memory://browser-{uuid.uuid4().hex}"
+    with serve_app(create_app(ServerConfig(artifacts_destination=bucket))) as url:
+        assert requests.put(f"{url}{API}/run/weights.bin", data=b"w" * 100, timeout=10).ok
+        listed = requests.get(f"{url}{API}", params={"path": "run", "details": "true"}, timeout=10).json()
+        digest = "md5:" + hashlib.md5(b"w" * 100).hexdigest()
+        assert listed["files"][0]["digest"] == digest
+        driver.get("about:blank")
+        driver.get(f"{url}/#/browse/run")
+        assert listing_of(driver, "weights.bin") == ["weights.bin"]
+        assert driver.find_element("css selector", "#listing td.digest").text == digest
