@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 #: extras -> (distributions that must be present, SDK distribution prefixes allowed)
 SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
-    "": ({"mlartifacts", "mlartifacts-nfs", "pluggy", "tqdm"}, ()),
+    # prometheus-client (pure Python, no dependencies) serves `server --expose-prometheus`.
+    "": ({"mlartifacts", "mlartifacts-nfs", "pluggy", "tqdm", "prometheus-client"}, ()),
     "s3": (
         {"mlartifacts", "mlartifacts-nfs", "mlartifacts-s3", "boto3", "botocore", "s3transfer"},
         ("boto3", "botocore", "s3transfer"),

@@ -23,8 +23,8 @@ def add_commands(commands: Any) -> None:
             "Serve MLflow's artifacts REST API so clients (ours, and MLflow's own) upload, download "
             "and list artifacts without storage credentials. Unset options fall back to MLflow's "
             "variables (MLFLOW_ARTIFACTS_DESTINATION, MLFLOW_DEFAULT_ARTIFACT_ROOT, MLFLOW_HOST, "
-            "MLFLOW_PORT, MLFLOW_WORKERS, MLFLOW_STATIC_PREFIX) and MLARTIFACTS_AUTH_USERS_FILE / "
-            "MLARTIFACTS_AUTH_TOKENS_FILE."
+            "MLFLOW_PORT, MLFLOW_WORKERS, MLFLOW_STATIC_PREFIX, MLFLOW_EXPOSE_PROMETHEUS), "
+            "MLARTIFACTS_AUTH_USERS_FILE / MLARTIFACTS_AUTH_TOKENS_FILE and MLARTIFACTS_ACCESS_LOG_FORMAT."
         ),
     )
     option = server.add_argument
@@ -73,6 +73,18 @@ def add_commands(commands: Any) -> None:
         action="store_true",
         default=None,
         help="turn the Host and cross-origin checks off (only behind a proxy that does them)",
+    )
+    option(
+        "--expose-prometheus",
+        metavar="DIR",
+        help="serve Prometheus metrics at /metrics; DIR holds the workers' shared samples "
+        "(created if missing; its *.db files are cleared at start)",
+    )
+    option(
+        "--access-log-format",
+        choices=("text", "json"),
+        help="access log lines: 'text' (default) or 'json' (one object per line: request id, user, "
+        "route, status, bytes, duration)",
     )
     server.set_defaults(handler=cmd_server)
 

@@ -20,13 +20,16 @@ from .._version import __version__
 from ..config import Settings
 from ..errors import ArtifactError
 from ..store import ArtifactStore
-from ._access_log import AccessLogMiddleware
+from ._access_log import AccessLogMiddleware, RouteNames
 from ._artifacts import ArtifactsApi
 from ._auth import AuthMiddleware, Credentials
 from ._batch import BatchApi
+from ._browser import BrowserPage, archive_stream
 from ._config import ServerConfig
 from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error, handle_internal_error
+from ._metrics import Metrics
 from ._multipart import MultipartApi
+from ._preview import preview
 from ._security import SecurityMiddleware, SecurityPolicy
 
 __all__ = ["app_from_env", "create_app"]
@@ -92,6 +95,13 @@ def create_app(
     artifacts = ArtifactsApi(store)
     multipart = MultipartApi(store, config.default_artifact_root)
     batch = BatchApi(store)
+
+    async def archive(request: Request) -> Response:
+        return await archive_stream(store, request)
+
+    async def preview_file(request: Request) -> Response:
+        return await preview(store, request)
+
     v2 = [
         ("/mlflow-artifacts/artifacts", artifacts.list, "GET"),
         ("/mlflow-artifacts/artifacts/{path:anypath}", artifacts.download, "GET"),
@@ -103,6 +113,8 @@ def create_app(
         ("/mlflow-artifacts/presigned/{path:anypath}", multipart.presigned, "GET"),
         ("/mlflow-artifacts/batch/upload/{path:anypath}", batch.upload, "POST"),
         ("/mlflow-artifacts/batch/download/{path:anypath}", batch.download, "POST"),
+        ("/mlflow-artifacts/archive/{path:anypath}", archive, "GET"),
+        ("/mlflow-artifacts/preview/{path:anypath}", preview_file, "GET"),
     ]
     v3 = [("/mlflow/server-info", multipart.server_info, "GET")]
     # Full paths rather than Mounts: a Mount's own catch-all would not match every
@@ -117,6 +129,16 @@ def create_app(
         Route(f"{prefix}/health", _health, methods=["GET"]),
         Route(f"{prefix}/version", _version, methods=["GET"]),
     ]
+    browser = BrowserPage(prefix)
+    routes += [
+        Route(f"{prefix}/", browser.page, methods=["GET"]),
+        Route(f"{prefix}/static/{{name}}", browser.asset, methods=["GET"]),
+    ]
+    if prefix:
+        routes.append(Route(prefix, browser.page, methods=["GET"]))
+    metrics = Metrics(config.expose_prometheus) if config.expose_prometheus else None
+    if metrics is not None:
+        routes.append(Route(f"{prefix}/metrics", metrics.endpoint, methods=["GET"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -124,6 +146,8 @@ def create_app(
         await anyio.to_thread.run_sync(lambda: None)
         yield
         store.close()
+        if metrics is not None:
+            metrics.process_exit()
 
     app = Starlette(
         routes=routes,
@@ -137,6 +161,7 @@ def create_app(
     )
     app.state.store = store
     app.state.hidden_locations = _locations(store)
+    app.state.metrics = metrics
     wrapped: ASGIApp = app
     credentials = Credentials.load(config.users_file, config.tokens_file)
     health = config.static_prefix + "/health"
@@ -148,7 +173,9 @@ def create_app(
         )
         # Outside authentication: a browser's CORS preflight carries no credentials.
         wrapped = SecurityMiddleware(wrapped, policy, exempt=(health,))
-    return AccessLogMiddleware(wrapped)
+    return AccessLogMiddleware(
+        wrapped, RouteNames(routes), json_format=config.access_log_format == "json", metrics=metrics
+    )
 
 
 def app_from_env() -> Any:

@@ -20,7 +20,11 @@ from ._errors import ApiError
 from ._paths import request_path
 from ._streams import SMALL_BODY, IncompleteBody, RequestBody, parse_range, refuse_transfer_codings
 
-__all__ = ["ArtifactsApi"]
+__all__ = ["ARTIFACT_POLICY", "ArtifactsApi"]
+
+#: Sent with every artifact: were a browser to render one (HTML, SVG), nothing in it may run or
+#: load; a sandboxed, script-less document (inline style is left so text and images still lay out).
+ARTIFACT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 # Served as text/plain, as MLflow does, so browsers display them and never run them.
 _TEXT = {
@@ -34,6 +38,8 @@ def content_type(name: str) -> str:
     extension = name.rsplit(".", 1)[-1].lower() if "." in name else name.lower()
     if extension in _TEXT:
         return "text/plain"
+    if extension == "webp":
+        return "image/webp"  # not in every Python's table
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
@@ -83,11 +89,14 @@ class ArtifactsApi:
         """Direct children as ``{"files": [{"path": <basename>, "is_dir", "file_size"}]}``; ``{}`` if none.
 
         Beyond MLflow: ``recursive=true`` lists every file below ``path`` (paths
-        relative to it), and ``max_results`` / ``page_token`` page through large
-        directories (``next_page_token`` is returned while more remain).
+        relative to it), ``max_results`` / ``page_token`` page through large
+        directories (``next_page_token`` is returned while more remain), and
+        ``details=true`` adds ``modified`` (POSIX seconds) and ``digest``
+        (``<algorithm>:<hex>``) where the destination knows them.
         """
         path = request_path(request.query_params.get("path"))
         recursive = request.query_params.get("recursive", "").lower() in ("1", "true", "yes")
+        details = request.query_params.get("details", "").lower() in ("1", "true", "yes")
         limit = _positive_int(request, "max_results")
         after = (
             _decode_token(request.query_params["page_token"])
@@ -114,6 +123,11 @@ class ArtifactsApi:
             row: dict[str, Any] = {"path": rel, "is_dir": info.is_dir}
             if not info.is_dir:
                 row["file_size"] = info.file_size
+            if details:
+                if info.modified is not None:
+                    row["modified"] = info.modified
+                if info.checksum is not None:
+                    row["digest"] = f"{info.checksum.algorithm}:{info.checksum.value}"
             files.append(row)
         body: dict[str, Any] = {"files": files} if files else {}
         if next_token:
@@ -152,6 +166,7 @@ class ArtifactsApi:
             "Accept-Ranges": "bytes",
             "Content-Disposition": content_disposition(name),
             "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": ARTIFACT_POLICY,
         }
         if info.modified is not None:
             headers["Last-Modified"] = email.utils.formatdate(info.modified, usegmt=True)

@@ -35,6 +35,10 @@ class ServerConfig:
         x_frame_options: the ``X-Frame-Options`` header (``MLFLOW_SERVER_X_FRAME_OPTIONS``).
         disable_security_middleware: turn the Host and Origin checks off
             (``MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE``).
+        expose_prometheus: a directory for Prometheus' multi-process samples; serves
+            ``/metrics`` when set (``MLFLOW_EXPOSE_PROMETHEUS``).
+        access_log_format: ``text`` (one line per request) or ``json`` (one object per
+            line) (``MLARTIFACTS_ACCESS_LOG_FORMAT``).
     """
 
     artifacts_destination: str = "./mlartifacts"
@@ -50,6 +54,8 @@ class ServerConfig:
     cors_allowed_origins: str | None = None
     x_frame_options: str = "SAMEORIGIN"
     disable_security_middleware: bool = False
+    expose_prometheus: str | None = None
+    access_log_format: str = "text"
 
     def __post_init__(self) -> None:
         prefix = self.static_prefix
@@ -59,6 +65,8 @@ class ServerConfig:
             raise ConfigError(f"--port must be between 1 and 65535, got {self.port}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.access_log_format not in ("text", "json"):
+            raise ConfigError(f"--access-log-format must be 'text' or 'json', got {self.access_log_format!r}")
 
     @classmethod
     def defaults_from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -80,6 +88,8 @@ class ServerConfig:
             x_frame_options=env_str("MLFLOW_SERVER_X_FRAME_OPTIONS", d.x_frame_options, environ)
             or d.x_frame_options,
             disable_security_middleware=env_bool("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", False, environ),
+            expose_prometheus=env_str("MLFLOW_EXPOSE_PROMETHEUS", None, environ) or None,
+            access_log_format=(env_str("MLARTIFACTS_ACCESS_LOG_FORMAT", "text", environ) or "text").lower(),
         )
 
     def export(self) -> None:

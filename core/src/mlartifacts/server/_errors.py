@@ -88,6 +88,9 @@ def _client_message(request: Request, message: str) -> str:
 async def handle_artifact_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ArtifactError)
     code = next((code for kind, code in _CODES if isinstance(exc, kind)), "INTERNAL_ERROR")
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.storage_error(exc)
     if code == "INTERNAL_ERROR":
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     else:

@@ -14,11 +14,24 @@ __all__ = ["run"]
 log = logging.getLogger("mlartifacts.server")
 
 
-def _log_config() -> dict[str, Any]:
+def _log_config(json_access_log: bool = False) -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["mlartifacts"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    if json_access_log:
+        # One JSON object per line and nothing else on it, for log shippers.
+        config["formatters"]["bare"] = {"format": "%(message)s"}
+        config["handlers"]["access_json"] = {
+            "formatter": "bare",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+        }
+        config["loggers"]["mlartifacts.server.access"] = {
+            "handlers": ["access_json"],
+            "level": "INFO",
+            "propagate": False,
+        }
     return config
 
 
@@ -51,7 +64,10 @@ def run(config: ServerConfig) -> None:
     import uvicorn
 
     from ._app import create_app
+    from ._metrics import prepare_directory
 
+    if config.expose_prometheus:
+        prepare_directory(config.expose_prometheus)  # before any worker imports prometheus-client
     # Resolve the destination now, so a missing plugin or a bad URI is a clear error
     # at start-up rather than a 500 on the first request.
     create_app(config)
@@ -71,7 +87,7 @@ def run(config: ServerConfig) -> None:
         port=config.port,
         workers=config.workers,
         access_log=False,  # the app logs one line per request itself
-        log_config=_log_config(),
+        log_config=_log_config(config.access_log_format == "json"),
         server_header=False,
         http=LimitedHttpToolsProtocol,  # limits on request heads (size, count, time)
         timeout_graceful_shutdown=10,
