@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Callable, Hashable, TypeVar
 
+from ..shared import SharedCache
 from ._protocol import PathFileSystem
 
 __all__ = ["PathRoot", "shared"]
 
 T = TypeVar("T")
 
-_SHARED: dict[Hashable, object] = {}
-_SHARED_LOCK = threading.Lock()
+_SHARED: SharedCache[Hashable, object] = SharedCache()
 
 
 def shared(key: Hashable, make: Callable[[], T]) -> T:
@@ -23,11 +22,7 @@ def shared(key: Hashable, make: Callable[[], T]) -> T:
     password, timeouts, pool sizes...), so roots that may share one do. ``make``
     runs under a process-wide lock: it should be quick (connect on first use).
     """
-    with _SHARED_LOCK:
-        found = _SHARED.get(key)
-        if found is None:
-            found = _SHARED[key] = make()
-        return found  # type: ignore[return-value]
+    return _SHARED.get(key, make)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

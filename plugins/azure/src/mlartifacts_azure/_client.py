@@ -14,11 +14,11 @@ SDK's default of three retries with 15-second backoffs would only stack up.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlartifacts.errors import ConfigError, Unauthenticated
+from mlartifacts.shared import SharedCache
 
 from ._config import ACCESS_KEY_VAR, CONNECTION_STRING_VAR, AzureConfig, parse_connection_string
 
@@ -30,8 +30,7 @@ __all__ = ["Account", "Service", "cached_clients", "get_service", "resolve_targe
 _MAX_CLIENTS = 32
 #: Bytes per download request (see _make_client).
 GET_SIZE = 3 * 1024 * 1024
-_lock = threading.Lock()
-_clients: dict[tuple[AzureConfig, Account], Service] = {}
+_clients: SharedCache[tuple[AzureConfig, Account], Service] = SharedCache(limit=_MAX_CLIENTS)
 
 
 @dataclass(frozen=True)
@@ -62,17 +61,7 @@ class Service:
 
 def get_service(config: AzureConfig, account: Account) -> Service:
     """The shared client for ``account`` under ``config``, made on first use."""
-    key = (config, account)
-    client = _clients.get(key)
-    if client is None:
-        with _lock:  # one construction per key, even when many threads ask at once
-            client = _clients.get(key)
-            if client is None:
-                client = _make_client(config, account)
-                if len(_clients) >= _MAX_CLIENTS:
-                    del _clients[next(iter(_clients))]  # the oldest: environments rarely change
-                _clients[key] = client
-    return client
+    return _clients.get((config, account), lambda: _make_client(config, account))
 
 
 def cached_clients() -> int:

@@ -9,11 +9,11 @@ the engine runs requests at once.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlartifacts.errors import Unauthenticated
+from mlartifacts.shared import SharedCache
 
 from ._config import GCSConfig
 
@@ -27,8 +27,7 @@ __all__ = ["GCSClient", "cached_clients", "get_client"]
 #: Full control: uploads, deletes, compose and listing all need write or read access.
 SCOPES = ("https://www.googleapis.com/auth/devstorage.full_control",)
 _MAX_CLIENTS = 32
-_lock = threading.Lock()
-_clients: dict[GCSConfig, GCSClient] = {}
+_clients: SharedCache[GCSConfig, GCSClient] = SharedCache(limit=_MAX_CLIENTS)
 
 NO_CREDENTIALS_HELP = (
     "no Google Cloud credentials found (Application Default Credentials): set "
@@ -55,16 +54,7 @@ class GCSClient:
 
 def get_client(config: GCSConfig) -> GCSClient:
     """The shared client for ``config``, made on first use (Unauthenticated without credentials)."""
-    client = _clients.get(config)
-    if client is None:
-        with _lock:  # one construction per config, even when many threads ask at once
-            client = _clients.get(config)
-            if client is None:
-                client = _make_client(config)
-                if len(_clients) >= _MAX_CLIENTS:
-                    del _clients[next(iter(_clients))]  # the oldest: environments rarely change
-                _clients[config] = client
-    return client
+    return _clients.get(config, lambda: _make_client(config))
 
 
 def cached_clients() -> int:

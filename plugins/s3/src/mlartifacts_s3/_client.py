@@ -20,6 +20,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Iterator, Literal, cast
 
 from mlartifacts.errors import ConfigError
+from mlartifacts.shared import SharedCache
 
 from ._config import S3Config
 
@@ -39,8 +40,7 @@ _MAX_CLIENTS = 32
 #: does: waiting for the server's go-ahead costs a round trip per small file, and
 #: only saves sending a large body that would be refused.
 CONTINUE_THRESHOLD = 2 * 1024 * 1024
-_lock = threading.Lock()
-_clients: dict[S3Config, S3Client] = {}
+_clients: SharedCache[S3Config, S3Client] = SharedCache(limit=_MAX_CLIENTS)
 _presign = threading.local()
 
 # Headers that are never part of what a presigned URL's holder must send.
@@ -51,16 +51,7 @@ _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 
 def get_client(config: S3Config) -> S3Client:
     """The shared client for ``config``, made on first use (ConfigError for invalid upload arguments)."""
-    client = _clients.get(config)
-    if client is None:
-        with _lock:  # one construction per config, even when many threads ask at once
-            client = _clients.get(config)
-            if client is None:
-                client = _make_client(config)
-                if len(_clients) >= _MAX_CLIENTS:
-                    del _clients[next(iter(_clients))]  # the oldest: environments rarely change
-                _clients[config] = client
-    return client
+    return _clients.get(config, lambda: _make_client(config))
 
 
 def cached_clients() -> int:
