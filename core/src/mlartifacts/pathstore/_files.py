@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from ..errors import ArtifactError, InvalidPath, PreconditionFailed
+from ..errors import ArtifactError, InvalidPath, NotFound, PreconditionFailed
 from ..paths import TEMP_PREFIX
 from ._protocol import Progress, Reader, Writer
 from ._root import PathRoot
@@ -109,10 +109,23 @@ def _rename_over(root: PathRoot, temp: str, target: str, where: str) -> None:
 
 
 def _remove_quietly(root: PathRoot, temp: str) -> None:
-    try:
-        root.fs.remove(temp)
-    except Exception as exc:  # noqa: BLE001 - cleanup after a failure must not mask it
-        log.debug("could not remove %s after a failed write: %s", temp, exc)
+    # The write may have failed because its connection died, and a pooled session the
+    # first removal borrows may have died with it (the pool drops it then): try again.
+    for attempt in range(_CLEANUP_ATTEMPTS):
+        try:
+            root.fs.remove(temp)
+            return
+        except Exception as exc:  # noqa: BLE001 - cleanup after a failure must not mask it
+            error = root.fs.translate(exc, temp, "remove")
+            if isinstance(error, NotFound):
+                return  # never made, or already gone
+            if not error.transient or attempt + 1 == _CLEANUP_ATTEMPTS:
+                log.debug("could not remove %s after a failed write: %s", temp, exc)
+                return
+
+
+#: Tries to remove a failed write's temporary (each on another session where pooled).
+_CLEANUP_ATTEMPTS = 3
 
 
 def write_stream(root: PathRoot, rel: str, chunks: Iterable[bytes], progress: Progress | None) -> None:
