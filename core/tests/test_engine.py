@@ -631,3 +631,15 @@ def test_a_write_whose_backend_hangs_stores_nothing_when_it_resumes(tmp_path: Pa
         store.write("w.bin", iter([b"a" * 10, b"b" * 10, b"c" * 10]))
     time.sleep(1.5)  # the abandoned write has resumed and failed by now
     assert backend.objects("b").get("root/w.bin") is None
+
+
+def test_bounded_calls_reuse_their_threads(backend: MemoryBackend) -> None:
+    """With a timeout, calls run on a few reused daemon threads, not one new thread per call."""
+    with make_store(backend, FAST.replace(timeout=30)) as store:
+        store.write_bytes("a.bin", b"data")
+        started = {t.ident for t in threading.enumerate() if t.name == "mlartifacts-bounded"}
+        for _ in range(200):
+            assert store.stat("a.bin").file_size == 4
+        bounded = [t for t in threading.enumerate() if t.name == "mlartifacts-bounded"]
+    assert all(t.daemon for t in bounded)  # a thread stuck in a hung call never holds the exit
+    assert len({t.ident for t in bounded} - started) <= 2

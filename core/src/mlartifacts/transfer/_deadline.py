@@ -26,6 +26,46 @@ T = TypeVar("T")
 
 _local = threading.local()
 _POLL = 0.25
+_IDLE = 30.0  # seconds an idle thread waits for another call before it ends
+
+
+class _Threads:
+    """Daemon threads that run bounded calls, reused while calls keep coming.
+
+    Daemon threads, because one stuck in a hung socket must never keep the process
+    from exiting; reused, because starting a thread per call would cost more than
+    a small file's transfer.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0  # threads waiting for a task that no queued task is promised to
+
+    def run(self, task: Callable[[], None]) -> None:
+        with self._lock:
+            self._tasks.put(task)
+            if self._idle:
+                self._idle -= 1  # an idle thread takes it
+                return
+        threading.Thread(target=self._serve, name="mlartifacts-bounded", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                task = self._tasks.get(timeout=_IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if not self._tasks.empty():
+                        continue  # a task was queued for this thread as it timed out
+                    self._idle -= 1
+                    return
+            task()
+            with self._lock:
+                self._idle += 1
+
+
+_threads = _Threads()
 
 
 def time_left() -> float | None:
@@ -46,8 +86,7 @@ class Worker(Generic[T]):
         self._abandoned = False
         self._result: T | None = None
         self._error: BaseException | None = None
-        # A daemon thread: one stuck in a hung socket never keeps the process from exiting.
-        threading.Thread(target=self._work, name="mlartifacts-bounded", daemon=True).start()
+        _threads.run(self._work)
 
     def _work(self) -> None:
         _local.deadline = self._deadline
