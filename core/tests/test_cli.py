@@ -6,10 +6,12 @@ import fcntl
 import json
 import os
 import pty
+import socket
 import struct
 import subprocess
 import sys
 import termios
+import time
 import uuid
 from pathlib import Path
 
@@ -187,3 +189,43 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert b"100%" in drawn and b"4.00M" in drawn
     assert (tmp_path / "tty.bin").read_bytes() == big.read_bytes()
+
+
+@pytest.mark.parametrize("direction", ["download", "upload"])
+def test_cp_to_a_hung_service_fails_at_the_timeout(tmp_path: Path, direction: str) -> None:
+    """MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT bounds the whole command, not MLFLOW_HTTP_REQUEST_TIMEOUT."""
+    timeout = 3
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        remote = f"http://127.0.0.1:{port}/api/2.0/mlflow-artifacts/artifacts/x/file.bin"
+        local = tmp_path / "file.bin"
+        if direction == "upload":
+            local.write_bytes(b"data" * 1000)
+        src, dst = (remote, local) if direction == "download" else (local, remote)
+        env = {
+            **os.environ,
+            "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": str(timeout),
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",
+            "MLFLOW_TRACKING_USERNAME": "",
+            "MLFLOW_TRACKING_PASSWORD": "",
+        }
+        started = time.monotonic()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from mlartifacts.cli import main; main()",
+                "cp",
+                "-q",
+                str(src),
+                str(dst),
+            ],
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+    assert done.returncode != 0
+    assert b"timed out" in done.stderr, done.stderr
+    assert elapsed < timeout + 5, f"cp failed after {elapsed:.1f} s"
+    assert not any(p.name != "file.bin" for p in tmp_path.iterdir())  # no temporary left

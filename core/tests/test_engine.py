@@ -528,3 +528,118 @@ def test_a_broken_caller_stream_raises_the_caller_s_error(
             store.write("s.bin", chunks(), size_hint=size_hint)
         with make_store(target, settings) as store:
             assert not store.exists("s.bin")
+
+
+# -- every call bounded by the timeout ---------------------------------------------------------
+
+HUNG = 5.0  # how long the "hung" backend call takes: far past the timeout
+TIMEOUT = 0.5
+
+
+def _hung_operations(tmp_path: Path) -> dict[str, tuple[str, object]]:
+    """Operation name -> (hook made to hang, the store call)."""
+    (tmp_path / "small.bin").write_bytes(b"x" * 100)
+    (tmp_path / "big.bin").write_bytes(random_bytes(40 * KiB))
+    out = tmp_path / "out"
+    return {
+        "stat": ("stat", lambda s: s.stat("a.bin")),
+        "list": ("list", lambda s: s.list_artifacts("")),
+        "iter_files": ("list", lambda s: list(s.iter_files(""))),
+        "delete": ("delete", lambda s: s.delete("a.bin")),
+        "delete_artifacts": ("delete", lambda s: s.delete_artifacts("a.bin")),
+        "read": ("read", lambda s: s.read_bytes("a.bin")),
+        "write": ("write", lambda s: s.write("w.bin", iter([b"x" * 10]))),
+        "write_stream_parts": ("upload_part", lambda s: s.write("w.bin", iter([b"x" * KiB] * 40))),
+        "upload": ("upload", lambda s: s.upload_file(str(tmp_path / "small.bin"), "w.bin")),
+        "upload_parts": ("upload_part", lambda s: s.upload_file(str(tmp_path / "big.bin"), "w.bin")),
+        "download": ("download", lambda s: s.download_file("a.bin", str(out / "a.bin"))),
+        "download_ranges": ("read", lambda s: s.download_file("big.bin", str(out / "big.bin"))),
+        "download_tree": ("list", lambda s: s.download_tree("", str(out))),
+        "copy": ("copy", lambda s: s.copy_to("a.bin", s, "c.bin")),
+    }
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "stat", "list", "iter_files", "delete", "delete_artifacts", "read", "write",
+        "write_stream_parts", "upload", "upload_parts", "download", "download_ranges",
+        "download_tree", "copy",
+    ],
+)  # fmt: skip
+def test_a_hung_backend_call_times_out_at_the_deadline(
+    backend: MemoryBackend, tmp_path: Path, operation: str
+) -> None:
+    """Whatever the call, the caller gets OperationTimeout at the deadline, not when the backend returns."""
+    with make_store(backend) as setup:
+        setup.write_bytes("a.bin", b"data")
+        setup.write_bytes("big.bin", random_bytes(40 * KiB))
+    hook, run = _hung_operations(tmp_path)[operation]
+    backend.inject(hook, None, delay=HUNG, times=1000)
+    store = make_store(backend, FAST.replace(timeout=TIMEOUT, max_retries=0))
+    started = time.monotonic()
+    with pytest.raises(OperationTimeout, match="MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT") as caught:
+        run(store)  # type: ignore[operator]
+    elapsed = time.monotonic() - started
+    assert elapsed < TIMEOUT + 1.5, f"{operation} answered after {elapsed:.1f} s"
+    assert "memory://b/root" in str(caught.value)  # names the location
+    assert backend.objects("b").get("root/w.bin") is None and backend.objects("b").get("root/c.bin") is None
+    out = tmp_path / "out"
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]  # nothing partial
+    # Not store.close(): it would wait for the engine's pools, which are not stuck (the
+    # calls are); close them without waiting to keep the test short.
+    store.engine._files().shutdown(wait=False)
+    store.engine._chunks().shutdown(wait=False)
+
+
+def test_a_stream_stalled_midway_times_out(tmp_path: Path) -> None:
+    """A read stream whose backend stops sending midway fails at the deadline, not when it resumes."""
+    stalled = threading.Event()
+
+    class Stalling(MemoryBackend):
+        @hookimpl
+        def read(self, root: object, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+            yield b"first"
+            stalled.set()
+            time.sleep(HUNG)
+            yield b"late"
+
+    backend = Stalling(LIMITS, chunk_size=1000)
+    store = make_store(backend, FAST.replace(timeout=TIMEOUT))
+    store.write_bytes("a.bin", b"firstlate")
+    started = time.monotonic()
+    chunks = store.read("a.bin")
+    assert next(chunks) == b"first"
+    with pytest.raises(OperationTimeout):
+        next(chunks)
+    assert stalled.is_set() and time.monotonic() - started < TIMEOUT + 1.5
+
+
+def test_a_write_whose_backend_hangs_stores_nothing_when_it_resumes(tmp_path: Path) -> None:
+    """An abandoned streamed write never completes: its next read of the stream fails."""
+
+    class Hanging(MemoryBackend):
+        @hookimpl
+        def write(self, root: object, path: str, chunks: Iterator[bytes]) -> None:
+            data = next(iter(chunks))
+            time.sleep(1.0)  # hung past the deadline, then it resumes
+            super().write(root, path, [data, *chunks])  # type: ignore[arg-type]
+
+    backend = Hanging(None, chunk_size=1000)  # no multipart: one streamed write
+    store = make_store(backend, FAST.replace(timeout=0.3))
+    with pytest.raises(OperationTimeout):
+        store.write("w.bin", iter([b"a" * 10, b"b" * 10, b"c" * 10]))
+    time.sleep(1.5)  # the abandoned write has resumed and failed by now
+    assert backend.objects("b").get("root/w.bin") is None
+
+
+def test_bounded_calls_reuse_their_threads(backend: MemoryBackend) -> None:
+    """With a timeout, calls run on a few reused daemon threads, not one new thread per call."""
+    with make_store(backend, FAST.replace(timeout=30)) as store:
+        store.write_bytes("a.bin", b"data")
+        started = {t.ident for t in threading.enumerate() if t.name == "mlartifacts-bounded"}
+        for _ in range(200):
+            assert store.stat("a.bin").file_size == 4
+        bounded = [t for t in threading.enumerate() if t.name == "mlartifacts-bounded"]
+    assert all(t.daemon for t in bounded)  # a thread stuck in a hung call never holds the exit
+    assert len({t.ident for t in bounded} - started) <= 2

@@ -179,7 +179,8 @@ class Settings:
     """Knobs of the transfer engine. ``Settings.from_env()`` reads them from the environment.
 
     Attributes:
-        timeout: seconds one file transfer may take, retries included; None for no limit
+        timeout: seconds one operation (a file transfer, a call, a stream) may take, retries
+            included, enforced by the engine whatever the SDK does; None for no limit
             (``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT``, ``-1`` meaning none).
         max_workers: files, parts and ranges in flight at once (``MLARTIFACTS_MAX_WORKERS``).
         multipart_threshold: files at least this large use multipart upload where the

@@ -106,7 +106,11 @@ class ArtifactStore:
 
         As in MLflow, a missing path or a file has no children: the result is ``[]``.
         """
-        return sorted(self.backend.list(_paths.normalize(path)), key=lambda info: info.path)
+        where = _paths.normalize(path)
+        return self.engine.call(
+            f"list {self.backend.where(where)}",
+            lambda: sorted(self.backend.list(where), key=lambda info: info.path),
+        )
 
     def download_artifacts(self, artifact_path: str, dst_path: str | None = None) -> str:
         """Download a file or directory to ``<dst_path>/<artifact_path>``; return that local path.
@@ -132,7 +136,7 @@ class ArtifactStore:
         Deleting what does not exist is not an error, as in MLflow.
         """
         try:
-            self.backend.delete(_paths.normalize(artifact_path))
+            self.delete(artifact_path or "")
         except NotFound:
             pass
 
@@ -140,7 +144,8 @@ class ArtifactStore:
 
     def stat(self, path: str = "") -> FileInfo:
         """The file or directory at ``path``; NotFound when nothing is there."""
-        return self.backend.stat(_paths.normalize(path))
+        where = _paths.normalize(path)
+        return self.engine.call(f"stat {self.backend.where(where)}", lambda: self.backend.stat(where))
 
     def exists(self, path: str = "") -> bool:
         """Whether a file or directory is at ``path``."""
@@ -152,7 +157,10 @@ class ArtifactStore:
 
     def iter_files(self, path: str = "") -> Iterator[FileInfo]:
         """Every file below ``path``, at any depth (in the backend's order)."""
-        return self.backend.list(_paths.normalize(path), recursive=True)
+        where = _paths.normalize(path)
+        return self.engine.iterate(
+            f"list {self.backend.where(where)}", lambda: self.backend.list(where, recursive=True)
+        )
 
     def upload_file(self, local_file: str, path: str, progress: Progress | None = None) -> None:
         """Upload one local file to exactly ``path``."""
@@ -202,7 +210,8 @@ class ArtifactStore:
 
     def delete(self, path: str = "") -> None:
         """Delete a file or tree; unlike ``delete_artifacts``, NotFound if nothing is there."""
-        self.backend.delete(_paths.normalize(path))
+        where = _paths.normalize(path)
+        self.engine.call(f"delete {self.backend.where(where)}", lambda: self.backend.delete(where))
 
     def presign(self, path: str, method: str = "GET", expires_in: int = 300) -> PresignedUrl:
         """A URL granting one GET or PUT of ``path`` without credentials (if supported)."""

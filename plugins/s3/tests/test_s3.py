@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from botocore.exceptions import ConnectionClosedError
 
 from mlartifacts import ArtifactStore, Part, Settings
-from mlartifacts.errors import NotFound, TransientError, Unauthenticated
+from mlartifacts.errors import NotFound, OperationTimeout, TransientError, Unauthenticated
 from mlartifacts.testing.contract import random_bytes, write_tree
 from mlartifacts_s3 import S3Root
 from mlartifacts_s3._client import cached_clients
@@ -327,17 +328,44 @@ def test_server_side_copy(unique_uri: str, s3_env: Any, record: Recorder) -> Non
         assert s3_env.client().head_object(Bucket=s3_env.bucket, Key=key)["ContentType"] == "application/json"
 
 
-def test_copy_above_the_single_request_limit_goes_in_parts(unique_uri: str, record: Recorder) -> None:
+def test_copy_above_the_single_request_limit_goes_in_parts(
+    unique_uri: str, record: Recorder, inject: Any
+) -> None:
     # The 5 GiB limit, scaled down to 5 MiB so the multipart branch runs here.
     data = random_bytes(12 * MiB, seed=6)
     with ArtifactStore(unique_uri) as store:
         store.write_bytes("big.bin", data)
         root = store.backend.root
         assert isinstance(root, S3Root)
-        with record(root.client) as sent:
+        threads = set()
+        with (
+            record(root.client) as sent,
+            inject(root.client, "UploadPartCopy", lambda **kwargs: threads.add(threading.get_ident())),
+        ):
             copy_object(root, root.key("big.bin"), root, root.key("copy.bin"), multipart_threshold=5 * MiB)
         assert [s.operation for s in sent].count("UploadPartCopy") == 3
         assert hashlib.sha256(store.read_bytes("copy.bin")).digest() == hashlib.sha256(data).digest()
+        # Every request from the calling thread: no managed transfer with its own threads and
+        # retries, outside the engine's deadline (the engine bounds and retries the call).
+        assert threads == {threading.get_ident()}
+        assert store.stat("copy.bin").file_size == len(data)
+
+
+def test_a_copy_in_parts_stops_when_its_deadline_has_passed(
+    unique_uri: str, record: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlartifacts_s3._objects as objects
+
+    with ArtifactStore(unique_uri) as store:
+        store.write_bytes("big.bin", random_bytes(12 * MiB, seed=8))
+        root = store.backend.root
+        assert isinstance(root, S3Root)
+        monkeypatch.setattr(objects, "time_left", lambda: -1.0)  # as inside an abandoned engine call
+        with record(root.client) as sent, pytest.raises(OperationTimeout):
+            copy_object(root, root.key("big.bin"), root, root.key("copy.bin"), multipart_threshold=5 * MiB)
+        operations = [s.operation for s in sent]
+        assert "UploadPartCopy" not in operations and "AbortMultipartUpload" in operations
+        assert not store.exists("copy.bin")
 
 
 def test_directory_markers_are_not_files(unique_uri: str, s3_env: Any, tmp_path: Path) -> None:

@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from mlartifacts import ArtifactStore, Settings
 from mlartifacts.testing.contract import random_bytes
-from mlartifacts.testing.servers import ServerProcess, free_port, http_ok, wait_for
+from mlartifacts.testing.servers import Relay, ServerProcess, free_port, http_ok, wait_for
 
 if TYPE_CHECKING:
     from conftest import SeaweedFS
@@ -395,3 +396,90 @@ def test_server_refuses_to_start_when_storage_refuses_its_credentials(
     assert done.returncode == 1, done.stderr
     assert "refused the server's credentials" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT with the storage hung ---------------------------------
+
+HUNG_TIMEOUT = 3
+HUNG_MARGIN = 5.0  # a correctness bound (the deadline plus a few seconds), not a speed figure
+
+
+@pytest.fixture(scope="module")
+def hung_service(
+    seaweedfs: SeaweedFS, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Service, Relay]]:
+    """A service whose storage sits behind a relay that the tests stop (SIGSTOP) to hang it."""
+    tmp = tmp_path_factory.mktemp("hung-service")
+    port = urlsplit(seaweedfs.endpoint).port
+    assert port is not None
+    with Relay(port, tmp / "relay.log") as relay:
+        env = server_env(
+            seaweedfs,
+            f"http://127.0.0.1:{relay.port}",
+            MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT=str(HUNG_TIMEOUT),
+        )
+        running = start_service(tmp, seaweedfs, env)
+        try:
+            yield running, relay
+        finally:
+            running.process.stop()
+
+
+def test_a_put_to_hung_storage_answers_504_at_the_deadline(
+    hung_service: tuple[Service, Relay], seaweedfs: SeaweedFS
+) -> None:
+    service, relay = hung_service
+    url = f"{service.url}{API}/artifacts/hung/put.bin"
+    started = time.monotonic()
+    with relay.hung():
+        # Larger than one part: a streamed body, so a late storage must not complete it.
+        answer = requests.put(url, data=iter([b"p" * MiB] * 12), timeout=60)
+        elapsed = time.monotonic() - started
+    assert answer.status_code == 504, answer.text
+    assert answer.json()["error_code"] == "DEADLINE_EXCEEDED"
+    assert elapsed < HUNG_TIMEOUT + HUNG_MARGIN, f"answered after {elapsed:.1f} s"
+    time.sleep(1)  # the abandoned calls resume: still nothing may become visible
+    listed = seaweedfs.client().list_objects_v2(Bucket=service.bucket, Prefix=f"{service.prefix}/hung/put")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_a_get_from_hung_storage_answers_504_at_the_deadline(hung_service: tuple[Service, Relay]) -> None:
+    service, relay = hung_service
+    url = f"{service.url}{API}/artifacts/hung/get.bin"
+    assert requests.put(url, data=b"g" * 1000, timeout=30).status_code == 200
+    started = time.monotonic()
+    with relay.hung():
+        answer = requests.get(url, timeout=60)
+        elapsed = time.monotonic() - started
+    assert answer.status_code == 504, answer.text
+    assert elapsed < HUNG_TIMEOUT + HUNG_MARGIN, f"answered after {elapsed:.1f} s"
+
+
+def test_a_get_stalled_midway_is_cut_at_the_deadline(
+    hung_service: tuple[Service, Relay], seaweedfs: SeaweedFS
+) -> None:
+    service, relay = hung_service
+    url = f"{service.url}{API}/artifacts/hung/big.bin"
+    size = 16 * MiB  # more than the sockets between here and the storage buffer
+    seaweedfs.client().put_object(
+        Bucket=service.bucket, Key=f"{service.prefix}/hung/big.bin", Body=random_bytes(size, seed=21)
+    )
+    started = time.monotonic()
+    with requests.get(url, stream=True, timeout=60) as answer:
+        assert answer.status_code == 200
+        body = answer.raw
+        received = len(body.read(MiB))
+        with relay.hung(), pytest.raises(requests.exceptions.RequestException) as cut:
+            received += len(_read_all(body))
+        elapsed = time.monotonic() - started
+    assert cut.value is not None and received < size
+    assert elapsed < HUNG_TIMEOUT + HUNG_MARGIN, f"cut after {elapsed:.1f} s"
+
+
+def _read_all(body: Any) -> bytes:
+    import urllib3
+
+    try:
+        return bytes(body.read())
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc

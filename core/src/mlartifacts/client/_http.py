@@ -21,6 +21,7 @@ from .. import errors
 from .._redact import redact_signatures
 from .._version import __version__
 from ..config import env_int
+from ..transfer import time_left
 
 if TYPE_CHECKING:
     import urllib3
@@ -199,6 +200,9 @@ def _netrc_exists() -> bool:
     return any(os.path.exists(os.path.join(home, name)) for name in (".netrc", "_netrc"))
 
 
+_MIN_TIMEOUT = 0.1  # a request made as the deadline passes still fails, not waits
+
+
 def request(
     method: str,
     url: str,
@@ -220,8 +224,16 @@ def request(
     ``netrc`` is true (never to presigned storage URLs, whose signature is the login).
     ``data`` is bytes, a file object (give Content-Length in ``headers``), or an
     iterable of bytes (sent chunked).
+
+    Inside an operation with a deadline (MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT), the
+    socket timeout is the smaller of ``timeout`` and the time left, so a hung server
+    never holds a request the engine has given up on.
     """
     import urllib3
+
+    left = time_left()
+    if left is not None:
+        timeout = max(_MIN_TIMEOUT, min(timeout, left) if timeout is not None else left)
 
     proxy, netrc_login, ca_bundle = _environment(url)
     if verify is True and ca_bundle:

@@ -14,6 +14,7 @@ Backends are tested against real servers started by the test session on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -22,9 +23,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
-__all__ = ["ServerProcess", "find_executable", "free_port", "http_ok", "tcp_open", "wait_for"]
+__all__ = ["Relay", "ServerProcess", "find_executable", "free_port", "http_ok", "tcp_open", "wait_for"]
 
 
 def free_port() -> int:
@@ -160,3 +161,37 @@ class ServerProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class Relay(ServerProcess):
+    """A TCP relay to ``target_port`` in a subprocess; :meth:`hung` makes it a hung server.
+
+    Point a client at ``port`` instead of the real server: while :meth:`hung`, the
+    relay is SIGSTOPped (connections are accepted, nothing is answered, streams
+    stall midway), and the real server, which other tests share, keeps running.
+    """
+
+    def __init__(self, target_port: int, log: str | Path, target_host: str = "127.0.0.1") -> None:
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "mlartifacts.testing._relay", str(self.port), target_host]
+        cmd.append(str(target_port))
+        super().__init__(cmd, log, stop_timeout=5)
+
+    def start(self) -> Relay:
+        super().start()
+        wait_for(tcp_open(self.port), 10, proc=self, what="relay")
+        return self
+
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """Stop the relay (SIGSTOP) for the block; it always continues (SIGCONT) after."""
+        os.kill(self.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.pid, signal.SIGCONT)  # a stopped process would not act on SIGTERM
+        super().stop()

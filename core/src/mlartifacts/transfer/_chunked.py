@@ -13,13 +13,15 @@ import logging
 import math
 import os
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .._backend import Backend
 from .._types import MultipartLimits, Part
 from ..config import Settings
-from ..errors import ArtifactError, IntegrityError, NotSupported, TransferError
+from ..errors import ArtifactError, IntegrityError, NotSupported, OperationTimeout, TransferError
+from . import _deadline
 from ._progress import AttemptCounter, Progress
 from ._retry import Cancelled, JobContext, retry
 
@@ -109,14 +111,23 @@ def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
         offset += written
 
 
-def _abort(backend: Backend, path: str, upload_id: str, settings: Settings) -> None:
+def _abort(backend: Backend, path: str, upload_id: str, settings: Settings, failure: BaseException) -> None:
     # Runs after the job failed or was cancelled, so it gets its own short deadline.
     ctx = JobContext(f"abort multipart upload {upload_id} of {backend.where(path)}", _ABORT_TIMEOUT)
-    ctx.start()
-    try:
-        retry(lambda: backend.abort_multipart(path, upload_id), ctx, settings, what=ctx.what)
-    except (ArtifactError, Cancelled) as exc:
-        log.warning("could not abort multipart upload %s of %s: %s", upload_id, backend.where(path), exc)
+
+    def abort() -> None:
+        ctx.start()
+        try:
+            retry(lambda: backend.abort_multipart(path, upload_id), ctx, settings, what=ctx.what)
+        except (ArtifactError, Cancelled) as exc:
+            log.warning("could not abort multipart upload %s of %s: %s", upload_id, backend.where(path), exc)
+
+    if isinstance(failure, OperationTimeout):
+        # The storage is likely hung: the caller's deadline has passed, so the abort
+        # (the parts are invisible until completed anyway) goes on in the background.
+        threading.Thread(target=abort, name="mlartifacts-abort", daemon=True).start()
+    else:
+        abort()
 
 
 def upload_file_parts(
@@ -170,8 +181,8 @@ def upload_file_parts(
             settings,
             what=f"complete {where}",
         )
-    except BaseException:
-        _abort(backend, path, upload_id, settings)
+    except BaseException as exc:
+        _abort(backend, path, upload_id, settings, exc)
         raise
 
 
@@ -274,7 +285,7 @@ def upload_stream_parts(
     except BaseException as exc:  # noqa: BLE001 - re-raised below, after the cleanup
         failure = exc
     error = _stop_all(futures, failure, ctx)
-    _abort(backend, path, upload_id, settings)
+    _abort(backend, path, upload_id, settings, error)
     raise error
 
 
@@ -288,10 +299,34 @@ def write_whole(
     """
     source = _Source(chunks, progress, ctx)
     try:
-        backend.write(path, source)
+        if ctx.timeout is None:
+            backend.write(path, source)
+        else:
+            _piped_write(backend, path, source, ctx)
     except ArtifactError:
         if source.error is not None:
             raise source.error from None
+        raise
+
+
+def _piped_write(backend: Backend, path: str, source: _Source, ctx: JobContext) -> None:
+    """``backend.write`` on its own thread, given up at the deadline; the stream is read here."""
+    deadline = ctx.deadline()
+    assert deadline is not None
+    pipe = _deadline.Pipe(ctx.expired)
+    writer = _deadline.Worker(lambda: backend.write(path, pipe), deadline, None)
+    try:
+        for chunk in source:
+            pipe.put(chunk, writer)
+            if writer.done():
+                break  # it failed (it cannot have finished without the end of the stream)
+        else:
+            pipe.end(writer)
+        if not writer.wait(deadline - time.monotonic()) and writer.abandon():
+            raise ctx.timeout_error()
+        writer.result()
+    except BaseException:
+        pipe.broken = True  # the writer's next read fails: nothing partial is stored
         raise
 
 

@@ -8,25 +8,29 @@ to a :class:`Progress` listener, and written atomically on the local side.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from .. import paths as _paths
 from .._backend import Backend
 from .._types import FileInfo
 from ..config import Settings
-from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, TransferError
+from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, OperationTimeout, TransferError
 from . import _batches, _chunked
 from ._local import atomic_destination, verify, walk_files
 from ._progress import AttemptCounter, NullProgress, Progress
 from ._retry import Cancelled, JobContext, pause, retry
 
 __all__ = ["TransferEngine"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("mlartifacts.transfer")
 
@@ -150,6 +154,24 @@ class TransferEngine:
         if error is not None:
             raise error
 
+    # -- single calls --------------------------------------------------------------------------
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """One backend call (stat, list, delete...), given up at the timeout when one is set."""
+        if self.settings.timeout is None:
+            return fn()
+        ctx = JobContext(what, self.settings.timeout)
+        ctx.start()
+        return ctx.run(fn)
+
+    def iterate(self, what: str, items: Callable[[], Iterable[T]]) -> Iterator[T]:
+        """A backend's iterator (a listing), each step given up at the deadline of the whole."""
+        if self.settings.timeout is None:
+            return iter(items())
+        ctx = JobContext(what, self.settings.timeout)
+        ctx.start()
+        return _bounded_iter(ctx, items)
+
     # -- single files ------------------------------------------------------------------------
 
     def _upload_one(
@@ -233,7 +255,14 @@ class TransferEngine:
                     if counter.sent < received:
                         counter(received - counter.sent)
 
-                retry(attempt, ctx, settings, what=ctx.what, before_retry=counter.rewind)
+                retry(
+                    attempt,
+                    ctx,
+                    settings,
+                    what=ctx.what,
+                    before_retry=counter.rewind,
+                    abandoned=lambda: _remove(tmp),  # an abandoned download may write it late
+                )
         progress.file_done(path)
 
     # -- public operations ---------------------------------------------------------------------
@@ -325,7 +354,10 @@ class TransferEngine:
 
         Where the backend moves batches, small files come in groups, one exchange each.
         """
-        entries = [e for e in backend.list(path, recursive=True) if not e.is_dir]
+        entries = self.call(
+            f"list {backend.where(path)}",
+            lambda: [e for e in backend.list(path, recursive=True) if not e.is_dir],
+        )
         progress = progress or NullProgress()
         progress.begin(sum(e.file_size or 0 for e in entries), len(entries))
         offset = len(path) + 1 if path else 0
@@ -414,7 +446,7 @@ class TransferEngine:
         position, remaining, failures = offset, length, 0
         while True:
             try:
-                for chunk in backend.read(path, position, remaining):
+                for chunk in _bounded_iter(ctx, functools.partial(backend.read, path, position, remaining)):
                     ctx.check()
                     position += len(chunk)
                     if remaining is not None:
@@ -439,9 +471,9 @@ class TransferEngine:
         """Copy one object between two locations: server-side when both allow it, else streamed."""
         progress = progress or NullProgress()
         if src.handle is dst.handle and src.capabilities.server_side_copy:
-            info = src.stat(src_path)
             ctx = JobContext(f"copy {src.where(src_path)} to {dst.where(dst_path)}", self.settings.timeout)
             ctx.start()
+            info = ctx.run(lambda: src.stat(src_path))
             progress.begin(info.file_size, 1)
             try:
                 retry(lambda: src.copy(src_path, dst, dst_path), ctx, self.settings, what=ctx.what)
@@ -453,7 +485,7 @@ class TransferEngine:
                 log.info("%s: %s; streaming instead", ctx.what, exc)
             finally:
                 progress.end()
-        info = src.stat(src_path)
+        info = self.call(f"stat {src.where(src_path)}", lambda: src.stat(src_path))
         if info.is_dir:
             raise InvalidPath(f"{src.where(src_path)} is a directory; copy it as a tree")
         self.write_stream(dst, dst_path, self.read_stream(src, src_path), info.file_size, progress)
@@ -467,7 +499,10 @@ class TransferEngine:
         progress: Progress | None = None,
     ) -> list[str]:
         """Copy every object below ``src_path`` to the same relative paths below ``dst_path``."""
-        entries = [e for e in src.list(src_path, recursive=True) if not e.is_dir]
+        entries = self.call(
+            f"list {src.where(src_path)}",
+            lambda: [e for e in src.list(src_path, recursive=True) if not e.is_dir],
+        )
         progress = progress or NullProgress()
         progress.begin(sum(e.file_size or 0 for e in entries), len(entries))
         offset = len(src_path) + 1 if src_path else 0
@@ -525,6 +560,40 @@ def _prepended(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
         close = getattr(rest, "close", None)
         if close is not None:
             close()
+
+
+def _bounded_iter(ctx: JobContext, items: Callable[[], Iterable[T]]) -> Iterator[T]:
+    """``items()``, each step given up at the job's deadline (a hung stream never holds the caller)."""
+    if ctx.timeout is None:
+        yield from items()
+        return
+    iterator = ctx.run(lambda: iter(items()))
+    given_up = False
+
+    def close() -> None:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+    end = object()
+    try:
+        while True:
+            try:
+                item = ctx.run(lambda: next(iterator, end), abandoned=close)
+            except OperationTimeout:
+                given_up = True  # still running elsewhere: closed when that step ends
+                raise
+            if item is end:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        if not given_up:
+            close()
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _local_size(local_file: str) -> int:

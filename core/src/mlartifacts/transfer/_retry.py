@@ -11,6 +11,7 @@ from typing import Callable, TypeVar
 
 from ..config import Settings
 from ..errors import ArtifactError, OperationTimeout
+from . import _deadline
 
 __all__ = ["Cancelled", "JobContext", "pause", "retry"]
 
@@ -70,6 +71,21 @@ class JobContext:
             f"{self.what}: timed out after {self.timeout:g} s (MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT)"
         )
 
+    def deadline(self) -> float | None:
+        """The monotonic time this job must end by, or None without a timeout."""
+        if self.timeout is None:
+            return None
+        return (self.started if self.started is not None else time.monotonic()) + self.timeout
+
+    def run(self, fn: Callable[[], T], abandoned: Callable[[], None] | None = None) -> T:
+        """``fn()``, given up at the deadline (OperationTimeout) even if it never returns.
+
+        ``abandoned`` runs once a call given up on has ended, to clean up after it.
+        """
+        if self.timeout is None:
+            return fn()
+        return _deadline.call(fn, self.deadline(), self.timeout_error, abandoned)
+
     def check(self) -> None:
         """Raise if the batch was cancelled or the deadline passed."""
         if self.cancelled():
@@ -85,18 +101,20 @@ def retry(
     *,
     what: str,
     before_retry: Callable[[], None] | None = None,
+    abandoned: Callable[[], None] | None = None,
 ) -> T:
     """Run ``attempt``; on a transient :class:`ArtifactError`, back off and run it again.
 
     Backoff is ``uniform(0, min(max, base * 2**n))`` ("full jitter"), and never
     sleeps past the job's deadline. ``before_retry`` undoes partial effects, such
-    as progress already reported.
+    as progress already reported. Each attempt is given up at the deadline
+    (:meth:`JobContext.run`); ``abandoned`` cleans up after one given up on.
     """
     failures = 0
     while True:
         ctx.check()
         try:
-            return attempt()
+            return ctx.run(attempt, abandoned)
         except ArtifactError as exc:
             if not exc.transient or failures >= settings.max_retries:
                 if failures:

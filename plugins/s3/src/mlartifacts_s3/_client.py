@@ -73,6 +73,8 @@ def _make_client(config: S3Config) -> S3Client:
             signature_version=UNSIGNED if config.unsigned else "s3v4",
             s3={"addressing_style": cast(AddressingStyle, config.addressing_style)},
             max_pool_connections=config.max_pool_connections,
+            connect_timeout=config.socket_timeout,
+            read_timeout=config.socket_timeout,
             # The engine retries transient failures with backoff and a deadline;
             # botocore only gets one quick second try for a dropped connection.
             retries={"mode": "standard", "total_max_attempts": 2},

@@ -32,6 +32,8 @@ __all__ = ["S3Config"]
 
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 SIGNATURE_VERSIONS = ("s3v4", "unsigned")
+#: botocore's own default connect and read timeouts.
+SOCKET_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class S3Config:
     expected_bucket_owner: str | None = None
     upload_extra_args: str = "{}"  # canonical JSON, so the config stays hashable
     max_pool_connections: int = 20
+    socket_timeout: float = SOCKET_TIMEOUT  # botocore's connect and read timeouts
     aws_environment: str = ""  # digest of the AWS_* variables boto3 reads
 
     @classmethod
@@ -72,6 +75,10 @@ class S3Config:
             # The engine runs two pools of max_workers threads (files, and parts or
             # ranges); each may hold a connection, and a full pool drops connections.
             max_pool_connections=2 * engine.max_workers,
+            # The engine gives up on a call at MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT; a
+            # socket waiting longer would only keep an abandoned request (and its
+            # connection) alive on a hung storage.
+            socket_timeout=min(SOCKET_TIMEOUT, engine.timeout) if engine.timeout else SOCKET_TIMEOUT,
             aws_environment=_aws_digest(env),
         )
 

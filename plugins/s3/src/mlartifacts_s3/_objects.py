@@ -6,13 +6,15 @@ multipart orchestration, ranges, retries and verification around them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from mlartifacts import Checksum, FileInfo, hookimpl
-from mlartifacts.errors import BackendError, NotFound, NotSupported
+from mlartifacts.errors import BackendError, NotFound, NotSupported, OperationTimeout
 from mlartifacts.hookspecs import Progress
+from mlartifacts.transfer import time_left
 
 from ._errors import BY_CODE, error_code, translate, translated
 from ._root import S3Root, content_type
@@ -39,6 +41,16 @@ _COPY_EXTRA_ARGS = (
     "ACL",
 )
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+# The object's headers a multipart copy sets again (CopyObject keeps them by itself).
+_CARRIED = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+    "Expires",
+    "Metadata",
+)
 
 
 def head(root: S3Root, key: str) -> dict[str, Any] | None:
@@ -247,21 +259,59 @@ def copy(root: S3Root, path: str, dst_root: S3Root, dst_path: str) -> None:
 def copy_object(
     src: S3Root, src_key: str, dst: S3Root, dst_key: str, *, multipart_threshold: int = COPY_LIMIT
 ) -> None:
-    """Copy inside S3: one CopyObject up to 5 GiB, parallel UploadPartCopy above (boto3 picks)."""
-    from boto3.s3.transfer import TransferConfig
+    """Copy inside S3: one CopyObject up to 5 GiB, UploadPartCopy parts one after another above.
 
+    No boto3 managed transfer: it would run its own threads and retries, outside the
+    engine's deadline. The engine retries the whole copy; a failed part aborts the
+    upload. Between parts the deadline is checked, so a copy the engine gave up on stops.
+    """
     extra = {k: v for k, v in src.config.extra_args.items() if k in _COPY_EXTRA_ARGS}
-    config = TransferConfig(
-        multipart_threshold=multipart_threshold,
-        multipart_chunksize=min(_COPY_PART, multipart_threshold),
-        max_concurrency=max(1, src.config.max_pool_connections // 2),
-    )
+    source = {"Bucket": src.bucket, "Key": src_key}
     with translated(src, src_key):
-        dst.client.copy(
-            {"Bucket": src.bucket, "Key": src_key},
-            dst.bucket,
-            dst_key,
-            ExtraArgs=extra or None,
-            SourceClient=src.client,
-            Config=config,
-        )
+        head = src.client.head_object(Bucket=src.bucket, Key=src_key)
+    size = int(head["ContentLength"])
+    if size <= multipart_threshold:
+        with translated(dst, dst_key):
+            dst.client.copy_object(CopySource=source, Bucket=dst.bucket, Key=dst_key, **extra)  # type: ignore[arg-type]
+        return
+    _copy_in_parts(src, source, size, head, dst, dst_key, min(_COPY_PART, multipart_threshold))
+
+
+def _copy_in_parts(
+    src: S3Root,
+    source: dict[str, str],
+    size: int,
+    head: Any,
+    dst: S3Root,
+    dst_key: str,
+    part_size: int,
+) -> None:
+    # What CopyObject would carry over; the upload's own arguments come from its event handler.
+    carried = {k: head[k] for k in _CARRIED if head.get(k)}
+    with translated(dst, dst_key):
+        upload_id = dst.client.create_multipart_upload(Bucket=dst.bucket, Key=dst_key, **carried)["UploadId"]
+    try:
+        parts: list[Any] = []
+        for number, offset in enumerate(range(0, size, part_size), start=1):
+            left = time_left()
+            if left is not None and left <= 0:
+                raise OperationTimeout(f"copy to {dst.uri()}: gave up at part {number} (the deadline passed)")
+            last = min(offset + part_size, size) - 1
+            with translated(dst, dst_key):
+                answer = dst.client.upload_part_copy(
+                    Bucket=dst.bucket,
+                    Key=dst_key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,  # type: ignore[arg-type]
+                    CopySourceRange=f"bytes={offset}-{last}",
+                )
+            parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+        with translated(dst, dst_key):
+            dst.client.complete_multipart_upload(
+                Bucket=dst.bucket, Key=dst_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+    except BaseException:
+        with contextlib.suppress(Exception):  # best effort: the failure itself is what matters
+            dst.client.abort_multipart_upload(Bucket=dst.bucket, Key=dst_key, UploadId=upload_id)
+        raise
