@@ -10,7 +10,6 @@ log shows the create and complete calls and no artifact PUT.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import requests
 
 from mlartifacts import ArtifactStore, Settings
 from mlartifacts.testing.contract import random_bytes
-from mlartifacts.testing.servers import ServerProcess, free_port, http_ok, wait_for
+from mlartifacts.testing.servers import ServerProcess, logged_requests, start_artifacts_server
 
 MiB = 1024 * 1024
 API = "/api/2.0/mlflow-artifacts"
@@ -39,9 +38,7 @@ class Service:
     process: ServerProcess
 
     def requests_logged(self) -> list[str]:
-        """The request lines of the access log so far ("PUT /api/...")."""
-        lines = self.process.log.read_text().splitlines()
-        return [line.split('"')[1] for line in lines if line.count('"') >= 2 and " HTTP/" in line]
+        return logged_requests(self.process.log)
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +48,10 @@ def service(azurite: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     }
     env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string
     prefix = f"service/{uuid.uuid4().hex}"
-    port = free_port()
-    cmd = [
-        sys.executable, "-c", "from mlartifacts.cli import main; main()", "server",
-        "--artifacts-destination", azurite.uri(prefix),
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    process = ServerProcess(cmd, tmp_path_factory.mktemp("azure-service") / "server.log", env=env).start()
+    log = tmp_path_factory.mktemp("azure-service") / "server.log"
+    process, url = start_artifacts_server(azurite.uri(prefix), log, env)
     try:
-        wait_for(http_ok(f"http://127.0.0.1:{port}/health"), 30, proc=process, what="mlartifacts server")
-        yield Service(f"http://127.0.0.1:{port}", prefix, process)
+        yield Service(url, prefix, process)
     finally:
         process.stop()
 

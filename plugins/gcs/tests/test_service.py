@@ -27,7 +27,7 @@ import requests
 from mlartifacts import ArtifactStore
 from mlartifacts.paths import TEMP_PREFIX
 from mlartifacts.testing.contract import random_bytes
-from mlartifacts.testing.servers import ServerProcess, free_port, http_ok, wait_for
+from mlartifacts.testing.servers import ServerProcess, logged_requests, start_artifacts_server
 
 MiB = 1024 * 1024
 API = "/api/2.0/mlflow-artifacts"
@@ -46,9 +46,7 @@ class Service:
     process: ServerProcess
 
     def requests_logged(self) -> list[str]:
-        """The request lines of the access log so far ("PUT /api/...")."""
-        lines = self.process.log.read_text().splitlines()
-        return [line.split('"')[1] for line in lines if line.count('"') >= 2 and " HTTP/" in line]
+        return logged_requests(self.process.log)
 
 
 def server_env(fake_gcs: Any, credentials: Path, tmp: Path) -> dict[str, str]:
@@ -65,19 +63,8 @@ def server_env(fake_gcs: Any, credentials: Path, tmp: Path) -> dict[str, str]:
 
 def start_service(tmp: Path, fake_gcs: Any, env: dict[str, str]) -> Service:
     prefix = f"service/{uuid.uuid4().hex}"
-    port = free_port()
-    cmd = [
-        sys.executable, "-c", "from mlartifacts.cli import main; main()", "server",
-        "--artifacts-destination", f"gs://{fake_gcs.bucket}/{prefix}",
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    process = ServerProcess(cmd, tmp / "server.log", env=env).start()
-    try:
-        wait_for(http_ok(f"http://127.0.0.1:{port}/health"), 30, proc=process, what="mlartifacts server")
-    except BaseException:
-        process.stop()
-        raise
-    return Service(f"http://127.0.0.1:{port}", fake_gcs.bucket, prefix, process)
+    process, url = start_artifacts_server(f"gs://{fake_gcs.bucket}/{prefix}", tmp / "server.log", env)
+    return Service(url, fake_gcs.bucket, prefix, process)
 
 
 @pytest.fixture(scope="module")

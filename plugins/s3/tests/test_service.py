@@ -26,7 +26,13 @@ import requests
 
 from mlartifacts import ArtifactStore, Settings
 from mlartifacts.testing.contract import random_bytes
-from mlartifacts.testing.servers import Relay, ServerProcess, free_port, http_ok, wait_for
+from mlartifacts.testing.servers import (
+    Relay,
+    ServerProcess,
+    free_port,
+    logged_requests,
+    start_artifacts_server,
+)
 
 if TYPE_CHECKING:
     from conftest import SeaweedFS
@@ -47,9 +53,7 @@ class Service:
     process: ServerProcess
 
     def requests_logged(self) -> list[str]:
-        """The request lines of the access log so far ("PUT /api/...")."""
-        lines = self.process.log.read_text().splitlines()
-        return [line.split('"')[1] for line in lines if line.count('"') >= 2 and " HTTP/" in line]
+        return logged_requests(self.process.log)
 
 
 def server_env(seaweedfs: SeaweedFS, endpoint: str, **extra: str) -> dict[str, str]:
@@ -70,19 +74,8 @@ def server_env(seaweedfs: SeaweedFS, endpoint: str, **extra: str) -> dict[str, s
 
 def start_service(tmp: Path, seaweedfs: SeaweedFS, env: dict[str, str]) -> Service:
     prefix = f"service/{uuid.uuid4().hex}"
-    port = free_port()
-    cmd = [
-        sys.executable, "-c", "from mlartifacts.cli import main; main()", "server",
-        "--artifacts-destination", f"s3://{seaweedfs.bucket}/{prefix}",
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    process = ServerProcess(cmd, tmp / "server.log", env=env).start()
-    try:
-        wait_for(http_ok(f"http://127.0.0.1:{port}/health"), 30, proc=process, what="mlartifacts server")
-    except BaseException:
-        process.stop()
-        raise
-    return Service(f"http://127.0.0.1:{port}", seaweedfs.bucket, prefix, process)
+    process, url = start_artifacts_server(f"s3://{seaweedfs.bucket}/{prefix}", tmp / "server.log", env)
+    return Service(url, seaweedfs.bucket, prefix, process)
 
 
 @pytest.fixture(scope="module")

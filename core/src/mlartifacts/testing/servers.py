@@ -25,7 +25,17 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-__all__ = ["Relay", "ServerProcess", "find_executable", "free_port", "http_ok", "tcp_open", "wait_for"]
+__all__ = [
+    "Relay",
+    "ServerProcess",
+    "find_executable",
+    "free_port",
+    "http_ok",
+    "logged_requests",
+    "start_artifacts_server",
+    "tcp_open",
+    "wait_for",
+]
 
 
 def free_port() -> int:
@@ -195,3 +205,32 @@ class Relay(ServerProcess):
         if self.popen is not None and self.popen.poll() is None:
             os.kill(self.pid, signal.SIGCONT)  # a stopped process would not act on SIGTERM
         super().stop()
+
+
+def start_artifacts_server(
+    destination: str, log: str | Path, env: dict[str, str] | None = None, *args: str
+) -> tuple[ServerProcess, str]:
+    """``mlartifacts server`` for ``destination`` on 127.0.0.1, started and answering.
+
+    Returns the process (stop it by :meth:`ServerProcess.stop`) and its base URL.
+    ``args`` are more server options; ``env`` the server's whole environment.
+    """
+    port = free_port()
+    cmd = [
+        sys.executable, "-c", "from mlartifacts.cli import main; main()", "server",
+        "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port), *args,
+    ]  # fmt: skip
+    process = ServerProcess(cmd, log, env=env).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(http_ok(f"{url}/health"), 30, proc=process, what="mlartifacts server")
+    except BaseException:
+        process.stop()
+        raise
+    return process, url
+
+
+def logged_requests(log: str | Path) -> list[str]:
+    """The request lines in an ``mlartifacts server`` access log so far ("PUT /api/...")."""
+    lines = Path(log).read_text().splitlines()
+    return [line.split('"')[1] for line in lines if line.count('"') >= 2 and " HTTP/" in line]
