@@ -25,7 +25,7 @@ from ..config import Settings
 from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, OperationTimeout, TransferError
 from . import _batches, _chunked
 from ._local import atomic_destination, verify, walk_files
-from ._progress import AttemptCounter, NullProgress, Progress
+from ._progress import AttemptCounter, Forward, NullProgress, Progress, Tally
 from ._retry import Cancelled, JobContext, pause, retry
 
 __all__ = ["TransferEngine"]
@@ -182,7 +182,7 @@ class TransferEngine:
         if limits is not None and size >= threshold:
             part_size = limits.part_size_for(size, limits.part_size or self.settings.multipart_chunksize)
             if size > part_size:
-                parts_progress = _Tally(progress)
+                parts_progress = Tally(progress)
                 try:
                     _chunked.upload_file_parts(
                         backend,
@@ -510,7 +510,7 @@ class TransferEngine:
 
         def job(entry: FileInfo, target: str) -> _Job:
             def run(ctx: JobContext) -> None:
-                self.copy(src, entry.path, dst, target, _Forward(progress))
+                self.copy(src, entry.path, dst, target, Forward(progress))
                 progress.file_done(target)
 
             return _Job(f"copy {src.where(entry.path)} to {dst.where(target)}", run)
@@ -520,36 +520,6 @@ class TransferEngine:
         finally:
             progress.end()
         return targets
-
-
-class _Forward(NullProgress):
-    """Forwards only byte counts to an outer listener (for operations nested in a batch)."""
-
-    def __init__(self, outer: Progress) -> None:
-        self._outer = outer
-
-    def update(self, nbytes: int) -> None:
-        self._outer.update(nbytes)
-
-
-class _Tally(_Forward):
-    """Forwards byte counts and keeps their sum, to take them back if the attempt is dropped."""
-
-    def __init__(self, outer: Progress) -> None:
-        super().__init__(outer)
-        self._lock = threading.Lock()
-        self.sent = 0
-
-    def update(self, nbytes: int) -> None:
-        with self._lock:
-            self.sent += nbytes
-        super().update(nbytes)
-
-    def take_back(self) -> None:
-        with self._lock:
-            sent, self.sent = self.sent, 0
-        if sent:
-            super().update(-sent)
 
 
 def _prepended(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from ._retry import JobContext
 
-__all__ = ["AttemptCounter", "NullProgress", "Progress"]
+__all__ = ["AttemptCounter", "Forward", "NullProgress", "Progress", "Tally"]
 
 
 class Progress(Protocol):
@@ -69,3 +69,33 @@ class AttemptCounter:
             sent, self.sent = self.sent, 0
         if sent:
             self._progress.update(-sent)
+
+
+class Forward(NullProgress):
+    """Forwards only byte counts to an outer listener (for operations nested in a batch)."""
+
+    def __init__(self, outer: Progress) -> None:
+        self._outer = outer
+
+    def update(self, nbytes: int) -> None:
+        self._outer.update(nbytes)
+
+
+class Tally(Forward):
+    """Forwards byte counts and keeps their sum, to take them back if the attempt is dropped."""
+
+    def __init__(self, outer: Progress) -> None:
+        super().__init__(outer)
+        self._lock = threading.Lock()
+        self.sent = 0
+
+    def update(self, nbytes: int) -> None:
+        with self._lock:
+            self.sent += nbytes
+        super().update(nbytes)
+
+    def take_back(self) -> None:
+        with self._lock:
+            sent, self.sent = self.sent, 0
+        if sent:
+            super().update(-sent)
