@@ -167,3 +167,12 @@ def test_access_key_second_default_credential_last() -> None:
 def test_parse_connection_string_keeps_values_with_equals() -> None:
     pairs = parse_connection_string(f"AccountName=a;AccountKey={KEY}==;")
     assert pairs["AccountKey"] == f"{KEY}=="
+
+
+def test_pool_follows_the_store_settings_not_the_environment() -> None:
+    # Settings(max_workers=32) runs 2 x 32 threads: the pool must hold as many connections.
+    from mlartifacts import Settings
+
+    env = {"MLARTIFACTS_MAX_WORKERS": "4"}
+    assert AzureConfig.from_env(env, settings=Settings(max_workers=32)).max_connections == 64
+    assert AzureConfig.from_env(env).max_connections == 8

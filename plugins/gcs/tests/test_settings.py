@@ -162,3 +162,10 @@ def test_pool_follows_the_engines_workers(unique_uri: str, google_env: pytest.Mo
     with ArtifactStore(unique_uri) as store:
         adapter = store.backend.root.client.session.get_adapter("http://127.0.0.1")
         assert adapter._pool_maxsize == 14  # two engine pools of 7 threads
+
+
+def test_pool_follows_the_store_settings_not_the_environment(google_env: pytest.MonkeyPatch) -> None:
+    # Settings(max_workers=32) runs 2 x 32 threads: the pool must hold as many connections.
+    google_env.setenv("MLARTIFACTS_MAX_WORKERS", "4")
+    assert GCSConfig.from_env(settings=Settings(max_workers=32)).max_pool_connections == 64
+    assert GCSConfig.from_env().max_pool_connections == 8

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mlartifacts import Capabilities, MultipartLimits, hookimpl
+from mlartifacts import Capabilities, MultipartLimits, Settings, hookimpl
 
 from ._config import AzureConfig
 from ._multipart import LIMITS, abort_multipart, complete_multipart, create_multipart, presign, upload_part
@@ -51,8 +51,8 @@ def schemes() -> Sequence[str]:
 
 
 @hookimpl
-def resolve_uri(uri: str) -> AzureRoot:
-    root = parse_uri(uri, AzureConfig.from_env())
+def resolve_uri(uri: str, settings: Settings) -> AzureRoot:
+    root = parse_uri(uri, AzureConfig.from_env(settings=settings))
     root.service  # noqa: B018 - made (and its credential chosen) now, not in the middle of a transfer
     return root
 

@@ -53,9 +53,16 @@ class AzureConfig:
     identity_environment: str = ""  # digest of the variables DefaultAzureCredential reads
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AzureConfig:
-        """Read and check the settings; an invalid value raises ConfigError naming its variable."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, settings: Settings | None = None
+    ) -> AzureConfig:
+        """Read and check the settings; an invalid value raises ConfigError naming its variable.
+
+        ``settings`` are the engine's (what the store runs with); without them, the
+        environment's.
+        """
         env = os.environ if environ is None else environ
+        engine = settings if settings is not None else Settings.from_env(env)
         connection_string = env_str(CONNECTION_STRING_VAR, None, env)
         if connection_string is not None:
             parse_connection_string(connection_string)  # refused now, not mid-transfer
@@ -67,7 +74,7 @@ class AzureConfig:
             verify=_verify(env),
             # The engine runs two pools of max_workers threads (files, and parts or
             # ranges); each may hold a connection, and a full pool drops connections.
-            max_connections=2 * Settings.from_env(env).max_workers,
+            max_connections=2 * engine.max_workers,
             identity_environment=_identity_digest(env),
         )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mlartifacts import Capabilities, MultipartLimits, hookimpl
+from mlartifacts import Capabilities, MultipartLimits, Settings, hookimpl
 
 from ._config import GCSConfig
 from ._multipart import (
@@ -63,8 +63,8 @@ def schemes() -> Sequence[str]:
 
 
 @hookimpl
-def resolve_uri(uri: str) -> GCSRoot:
-    root = parse_uri(uri, GCSConfig.from_env())
+def resolve_uri(uri: str, settings: Settings) -> GCSRoot:
+    root = parse_uri(uri, GCSConfig.from_env(settings=settings))
     root.client  # noqa: B018 - made (credentials found, settings checked) now, not mid-transfer
     return root
 

@@ -62,9 +62,16 @@ class GCSConfig:
     environment: str = ""  # digest of the variables credentials are found through
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> GCSConfig:
-        """Read and check the settings; an invalid value raises ConfigError naming its variable."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, settings: Settings | None = None
+    ) -> GCSConfig:
+        """Read and check the settings; an invalid value raises ConfigError naming its variable.
+
+        ``settings`` are the engine's (what the store runs with); without them, the
+        environment's.
+        """
         env = os.environ if environ is None else environ
+        engine = settings if settings is not None else Settings.from_env(env)
         return cls(
             timeout=_timeout(env),
             upload_chunk_size=_chunk_size("MLFLOW_GCS_UPLOAD_CHUNK_SIZE", env),
@@ -73,7 +80,7 @@ class GCSConfig:
             anonymous=env_bool("MLARTIFACTS_GCS_ANONYMOUS", False, env),
             # The engine runs two pools of max_workers threads (files, and parts or
             # ranges); each may hold a connection, and a full pool drops connections.
-            max_pool_connections=2 * Settings.from_env(env).max_workers,
+            max_pool_connections=2 * engine.max_workers,
             environment=_digest(env),
         )
 
