@@ -15,7 +15,7 @@ from mlartifacts.server._errors import handle_artifact_error
 
 def _answer(exc: errors.ArtifactError) -> tuple[int, dict[str, str]]:
     app = Starlette()
-    app.state.hidden_locations = ("/srv/artifacts",)
+    app.state.hidden_locations = ("/srv/artifacts", "./mlartifacts", "artifacts")
     scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b"", "app": app}
     request = Request(scope)
     response = asyncio.run(handle_artifact_error(request, exc))
@@ -53,3 +53,12 @@ def test_the_destination_refusing_the_server_is_not_the_client_s_fault() -> None
     status, body = _answer(errors.Unauthenticated("InvalidAccessKeyId at s3://bucket"))
     assert (status, body["error_code"]) == (503, "TEMPORARILY_UNAVAILABLE")
     assert "storage credentials were refused" in body["message"]
+
+
+def test_relative_destinations_are_hidden_but_artifact_paths_kept() -> None:
+    # `mlartifacts server` started in a directory keeps './mlartifacts' (or 'artifacts'):
+    # that is hidden too, but an artifact path containing the same word stays whole.
+    _, body = _answer(errors.NotFound("no such file or directory: ./mlartifacts/0/run/x.bin"))
+    assert body["message"] == "no such file or directory: 0/run/x.bin"
+    _, body = _answer(errors.NotFound("no such file or directory: artifacts/1/run/artifacts/model.pkl"))
+    assert body["message"] == "no such file or directory: 1/run/artifacts/model.pkl"

@@ -77,9 +77,7 @@ def _locations(store: ArtifactStore) -> tuple[str, ...]:
         local = text.removeprefix("file://")
         if local and "://" not in local and ":" not in local.split("/", 1)[0]:
             found |= {os.path.abspath(local), os.path.realpath(local)}
-    # Relative forms ('./mlartifacts') are left out: replacing them would mangle artifact
-    # paths that happen to contain the same word; the core reports absolute ones.
-    cleaned = {f.rstrip("/") for f in found if f.startswith("/") or "://" in f} - {""}
+    cleaned = {f.rstrip("/") for f in found} - {"", "."}
     return tuple(sorted(cleaned, key=len, reverse=True))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -77,7 +78,11 @@ def without_locations(message: str, locations: tuple[str, ...]) -> str:
     never where the server keeps it (a filesystem path, a bucket). The log keeps both.
     """
     for location in locations:
-        message = message.replace(location + "/", "").replace(location, "<destination>")
+        # Only where the location starts a path (after a space, a quote...), never inside
+        # an artifact path that happens to contain the same words ('1/run/artifacts/x').
+        name = re.escape(location)
+        message = re.sub(rf"(?<![\w./-]){name}/", "", message)
+        message = re.sub(rf"(?<![\w./-]){name}(?![\w./-])", "<destination>", message)
     return message
 
 
