@@ -27,9 +27,10 @@ from mlartifacts_gcs._errors import from_status, translate
 
 @pytest.fixture
 def root(unique_uri: str) -> Any:
+    from mlartifacts import Settings
     from mlartifacts_gcs import resolve_uri
 
-    return resolve_uri(unique_uri)
+    return resolve_uri(unique_uri, Settings())
 
 
 @pytest.mark.parametrize(
