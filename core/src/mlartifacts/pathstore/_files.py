@@ -44,11 +44,18 @@ def write_atomically(
     parent = fs.pathmod.dirname(target)
     if parent == target:
         raise InvalidPath(f"{where}: cannot write over the store's root directory")
-    if parent not in fs.known_dirs:
-        makedirs(root, parent, where)
-        target = root.path(rel)  # again: a link may have appeared while making directories
-        parent = fs.pathmod.dirname(target)
     for attempt in range(_ATTEMPTS):
+        last = attempt + 1 == _ATTEMPTS
+        if parent not in fs.known_dirs:
+            try:
+                makedirs(root, parent, where)
+            except NotFound as exc:  # a directory of the chain was removed while it was made
+                if last:
+                    raise _deleted_meanwhile(where) from exc
+                fs.known_dirs.forget(parent, fs.pathmod.sep)
+                continue
+            target = root.path(rel)  # again: a link may have appeared while making directories
+            parent = fs.pathmod.dirname(target)
         temp = fs.pathmod.join(parent, temporary_name())
         try:
             try:
@@ -58,11 +65,10 @@ def write_atomically(
             except Exception as exc:
                 if fs.translate(exc, where, "write").transient or not _gone(root, parent):
                     raise
-                if attempt + 1 == _ATTEMPTS or not restartable():
+                if last or not restartable():
                     raise _deleted_meanwhile(where) from exc
                 # The directory was removed behind our back: make it again, and try once more.
                 fs.known_dirs.forget(parent, fs.pathmod.sep)
-                makedirs(root, parent, where)
                 continue
             _rename_over(root, temp, target, where)
         except BaseException:

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from mlartifacts import Capabilities, Settings
 from mlartifacts.config import env_bool
-from mlartifacts.errors import InvalidPath, InvalidUri
+from mlartifacts.errors import InvalidPath, InvalidUri, PreconditionFailed
 from mlartifacts.hookspecs import Progress
 from mlartifacts.pathstore import PathFileSystem, PathInfo, PathStorePlugin, shared
 
@@ -97,7 +97,19 @@ class LocalFS(PathFileSystem):
     remove = staticmethod(os.unlink)
     rmdir = staticmethod(os.rmdir)
     mkdir = staticmethod(os.mkdir)
-    rmtree = staticmethod(shutil.rmtree)  # removes links inside, never what they point to
+
+    @staticmethod
+    def rmtree(path: str) -> None:
+        """``rm -r``: removes links inside, never what they point to."""
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            if exc.errno is None:
+                # shutil's own check ("Cannot call rmtree on a symbolic link"): the directory
+                # was replaced while it was removed (a writer made it again). The toolkit
+                # walks the tree again on this error.
+                raise PreconditionFailed(f"{path} changed while it was deleted") from exc
+            raise
 
     def copy(self, src: str, dst: str) -> None:
         with open(src, "rb") as source:
