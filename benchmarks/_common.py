@@ -1,13 +1,15 @@
-"""What the benchmarks here share: their inputs, run directories, child environments, and
-timing a child process with its peak RSS."""
+"""What the benchmarks here share: their inputs, run directories, child environments,
+timing a child process with its peak RSS, and the side-by-side table of a comparison."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 _RUNS = itertools.count()
 
@@ -85,3 +87,54 @@ def make_inputs(base: str, size_mib: int, files: int) -> tuple[str, str]:
         with open(os.path.join(sub, f"f{i:04}.bin"), "wb") as f:
             f.write(os.urandom(10 * 1024))
     return big, tree
+
+
+#: One measured case: title, amount moved (MiB or files), its unit, the operation, its source.
+Case = tuple[str, int, str, str, str]
+
+
+def transfer_cases(size_mib: int, files: int, big: str, big_uri: str, tree: str, tree_uri: str) -> list[Case]:
+    """The four cases every backend benchmark runs: a large file and a small-file tree, each way."""
+    return [
+        (f"upload {size_mib} MiB file", size_mib, "MiB/s", "upload-file", big),
+        (f"download {size_mib} MiB file", size_mib, "MiB/s", "download-file", big_uri),
+        (f"upload {files} x 10 KiB tree", files, "files/s", "upload-tree", tree),
+        (f"download {files} x 10 KiB tree", files, "files/s", "download-tree", tree_uri),
+    ]
+
+
+def compare(
+    cases: list[Case],
+    tools: list[str],
+    repeat: int,
+    run_one: Callable[[str, str, str], tuple[float, float]],
+    reference: str,
+    skip: Callable[[str, str], bool] = lambda tool, op: False,
+) -> None:
+    """Run every case with every tool, round-robin ``repeat`` times, and print medians side by side.
+
+    ``run_one(tool, op, source)`` runs one measured child and returns (seconds, peak RSS
+    MiB); each row shows the tool's speed relative to ``reference`` (and to MLflow).
+    """
+    print(f"{'case':<30} {'tool':<12} {'seconds':>9} {'(min-max)':>15} {'rate':>15} {'peak RSS':>11}  speed")
+    for title, amount, unit, op, source in cases:
+        case_tools = [tool for tool in tools if not skip(tool, op)]
+        times: dict[str, list[float]] = {tool: [] for tool in case_tools}
+        rss: dict[str, list[float]] = {tool: [] for tool in case_tools}
+        for _ in range(repeat):  # round-robin, so no tool always runs first
+            for tool in case_tools:
+                seconds, peak = run_one(tool, op, source)
+                times[tool].append(seconds)
+                rss[tool].append(peak)
+        medians = {tool: statistics.median(values) for tool, values in times.items()}
+        for tool in case_tools:
+            ratios = f"{medians[reference] / medians[tool]:.2f}x {reference}"
+            if "mlflow" in medians:
+                ratios += f", {medians['mlflow'] / medians[tool]:.2f}x mlflow"
+            spread = f"({min(times[tool]):.2f}-{max(times[tool]):.2f})"
+            print(
+                f"{title:<30} {tool:<12} {medians[tool]:>9.3f} {spread:>15} "
+                f"{amount / medians[tool]:>9.1f} {unit:<7}{max(rss[tool]):>7.1f} MiB  {ratios}",
+                flush=True,
+            )
+        print(flush=True)

@@ -30,13 +30,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-from _common import child_env, make_inputs, measure, run_dir
+from _common import child_env, compare, make_inputs, measure, run_dir, transfer_cases
 
 from mlartifacts.testing.servers import ServerProcess, free_port, http_ok, wait_for
 
@@ -177,44 +176,22 @@ def main() -> None:
             bucket.blob(f"stored/tree/{path.relative_to(tree).as_posix()}").upload_from_filename(str(path))
         big_uri, tree_uri = f"gs://{BUCKET}/stored/big.bin", f"gs://{BUCKET}/stored/tree"
 
-        cases = [
-            (f"upload {args.size_mib} MiB file", args.size_mib, "MiB/s", "upload-file", str(big)),
-            (f"download {args.size_mib} MiB file", args.size_mib, "MiB/s", "download-file", big_uri),
-            (f"upload {args.files} x 10 KiB tree", args.files, "files/s", "upload-tree", str(tree)),
-            (f"download {args.files} x 10 KiB tree", args.files, "files/s", "download-tree", tree_uri),
-        ]  # fmt: skip
-        print(
-            f"{'case':<30} {'tool':<12} {'seconds':>9} {'(min-max)':>13} {'rate':>15} {'peak RSS':>11}  speed"
-        )
-        for title, amount, unit, op, source in cases:
-            # transfer_manager's parallel upload of one file is the XML multipart API.
-            case_tools = [t for t in tools if not (t == "gcs-tm" and op == "upload-file")]
-            times: dict[str, list[float]] = {tool: [] for tool in case_tools}
-            rss: dict[str, list[float]] = {tool: [] for tool in case_tools}
-            for _ in range(args.repeat):  # round-robin, so no tool always runs first
-                for tool in case_tools:
-                    if op.startswith("download"):
-                        target = str(run_dir(base / "downloads", tool))
-                    else:
-                        target = f"gs://{BUCKET}/up/{uuid.uuid4().hex}"
-                    cmd = [sys.executable, "-c", WORKER, tool, op, source, target]
-                    seconds, peak = measure(cmd, env)
-                    times[tool].append(seconds)
-                    rss[tool].append(peak)
-                    if op == "download-file":
-                        shutil.rmtree(target, ignore_errors=True)  # one big file: free its space now
-            medians = {tool: statistics.median(values) for tool, values in times.items()}
-            for tool in case_tools:
-                ratios = f"{medians['gcs-sdk'] / medians[tool]:.2f}x gcs-sdk"
-                if "mlflow" in medians:
-                    ratios += f", {medians['mlflow'] / medians[tool]:.2f}x mlflow"
-                spread = f"({min(times[tool]):.2f}-{max(times[tool]):.2f})"
-                print(
-                    f"{title:<30} {tool:<12} {medians[tool]:>9.3f} {spread:>13} "
-                    f"{amount / medians[tool]:>9.1f} {unit:<7}{max(rss[tool]):>7.1f} MiB  {ratios}",
-                    flush=True,
-                )
-            print(flush=True)
+        def run_one(tool: str, op: str, source: str) -> tuple[float, float]:
+            if op.startswith("download"):
+                target = str(run_dir(base / "downloads", tool))
+            else:
+                target = f"gs://{BUCKET}/up/{uuid.uuid4().hex}"
+            result = measure([sys.executable, "-c", WORKER, tool, op, source, target], env)
+            if op == "download-file":
+                shutil.rmtree(target, ignore_errors=True)  # one big file: free its space now
+            return result
+
+        cases = transfer_cases(args.size_mib, args.files, str(big), big_uri, str(tree), tree_uri)
+        # transfer_manager's parallel upload of one file is the XML multipart API.
+        compare(
+            cases, tools, args.repeat, run_one, reference="gcs-sdk",
+            skip=lambda tool, op: tool == "gcs-tm" and op == "upload-file",
+        )  # fmt: skip
     finally:
         if server is not None:
             server.stop()

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-from _common import child_env, make_inputs, measure, run_dir
+from _common import child_env, compare, make_inputs, measure, run_dir, transfer_cases
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins" / "hdfs" / "tests"))
@@ -124,41 +123,19 @@ def main() -> None:
                 measure(cmd, env)
             big_uri, tree_uri = f"{namenode}/stored/{big.name}", f"{namenode}/stored/{tree.name}"
 
-            cases = [
-                (f"upload {args.size_mib} MiB file", args.size_mib, "MiB/s", "upload-file", str(big)),
-                (f"download {args.size_mib} MiB file", args.size_mib, "MiB/s", "download-file", big_uri),
-                (f"upload {args.files} x 10 KiB tree", args.files, "files/s", "upload-tree", str(tree)),
-                (f"download {args.files} x 10 KiB tree", args.files, "files/s", "download-tree", tree_uri),
-            ]  # fmt: skip
-            header = f"{'case':<30} {'tool':<12} {'seconds':>9} {'(min-max)':>15} {'rate':>15}"
-            print(f"{header} {'peak RSS':>11}  speed")
-            for title, amount, unit, op, source in cases:
-                times: dict[str, list[float]] = {tool: [] for tool in tools}
-                rss: dict[str, list[float]] = {tool: [] for tool in tools}
-                for _ in range(args.repeat):  # round-robin, so no tool always runs first
-                    for tool in tools:
-                        target = (
-                            str(run_dir(base, "downloads"))
-                            if op.startswith("download")
-                            else f"{namenode}/up/{uuid.uuid4().hex}"
-                        )
-                        seconds, peak = measure([pythons[tool], "-c", WORKER, tool, op, source, target], env)
-                        times[tool].append(seconds)
-                        rss[tool].append(peak)
-                        if op == "download-file":
-                            shutil.rmtree(target)  # one big file: free the space at once
-                medians = {tool: statistics.median(values) for tool, values in times.items()}
-                for tool in tools:
-                    ratios = f"{medians['pyarrow'] / medians[tool]:.2f}x pyarrow"
-                    if "mlflow" in medians:
-                        ratios += f", {medians['mlflow'] / medians[tool]:.2f}x mlflow"
-                    spread = f"({min(times[tool]):.2f}-{max(times[tool]):.2f})"
-                    print(
-                        f"{title:<30} {tool:<12} {medians[tool]:>9.3f} {spread:>15} "
-                        f"{amount / medians[tool]:>9.1f} {unit:<7}{max(rss[tool]):>7.1f} MiB  {ratios}",
-                        flush=True,
-                    )
-                print(flush=True)
+            def run_one(tool: str, op: str, source: str) -> tuple[float, float]:
+                target = (
+                    str(run_dir(base, "downloads"))
+                    if op.startswith("download")
+                    else f"{namenode}/up/{uuid.uuid4().hex}"
+                )
+                result = measure([pythons[tool], "-c", WORKER, tool, op, source, target], env)
+                if op == "download-file":
+                    shutil.rmtree(target)  # one big file: free the space at once
+                return result
+
+            cases = transfer_cases(args.size_mib, args.files, str(big), big_uri, str(tree), tree_uri)
+            compare(cases, tools, args.repeat, run_one, reference="pyarrow")
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

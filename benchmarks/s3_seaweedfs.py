@@ -28,14 +28,13 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-from _common import child_env, make_inputs, measure
+from _common import child_env, compare, make_inputs, measure, transfer_cases
 
 from mlartifacts.testing.servers import ServerProcess, find_executable, free_port, wait_for
 
@@ -195,42 +194,14 @@ def main() -> None:
         big_uri, tree_uri = f"s3://{BUCKET}/stored/big.bin", f"s3://{BUCKET}/stored/tree"
         downloads = base / "downloads"
 
-        cases = [
-            (f"upload {args.size_mib} MiB file", args.size_mib, "MiB/s", "upload-file", str(big)),
-            (f"download {args.size_mib} MiB file", args.size_mib, "MiB/s", "download-file", big_uri),
-            (f"upload {args.files} x 10 KiB tree", args.files, "files/s", "upload-tree", str(tree)),
-            (f"download {args.files} x 10 KiB tree", args.files, "files/s", "download-tree", tree_uri),
-        ]  # fmt: skip
-        print(
-            f"{'case':<30} {'tool':<12} {'seconds':>9} {'(min-max)':>13} {'rate':>15} {'peak RSS':>11}  speed"
-        )
-        for title, amount, unit, op, source in cases:
-            times: dict[str, list[float]] = {tool: [] for tool in tools}
-            rss: dict[str, list[float]] = {tool: [] for tool in tools}
-            for _ in range(args.repeat):  # round-robin, so no tool always runs first
-                for tool in tools:
-                    shutil.rmtree(downloads, ignore_errors=True)
-                    downloads.mkdir()  # MLflow wants the destination to exist
-                    target = (
-                        str(downloads)
-                        if op.startswith("download")
-                        else f"s3://{BUCKET}/up/{uuid.uuid4().hex}"
-                    )
-                    cmd = [pythons[tool], "-c", WORKER, tool, op, source, target]
-                    seconds, peak = measure(cmd, env)
-                    times[tool].append(seconds)
-                    rss[tool].append(peak)
-            medians = {tool: statistics.median(values) for tool, values in times.items()}
-            for tool in tools:
-                ratios = f"{medians['boto3'] / medians[tool]:.2f}x boto3"
-                if "mlflow" in medians:
-                    ratios += f", {medians['mlflow'] / medians[tool]:.2f}x mlflow"
-                spread = f"({min(times[tool]):.2f}-{max(times[tool]):.2f})"
-                print(
-                    f"{title:<30} {tool:<12} {medians[tool]:>9.3f} {spread:>13} "
-                    f"{amount / medians[tool]:>9.1f} {unit:<7}{max(rss[tool]):>7.1f} MiB  {ratios}"
-                )
-            print()
+        def run_one(tool: str, op: str, source: str) -> tuple[float, float]:
+            shutil.rmtree(downloads, ignore_errors=True)
+            downloads.mkdir()  # MLflow wants the destination to exist
+            target = str(downloads) if op.startswith("download") else f"s3://{BUCKET}/up/{uuid.uuid4().hex}"
+            return measure([pythons[tool], "-c", WORKER, tool, op, source, target], env)
+
+        cases = transfer_cases(args.size_mib, args.files, str(big), big_uri, str(tree), tree_uri)
+        compare(cases, tools, args.repeat, run_one, reference="boto3")
     finally:
         if server is not None:
             server.stop()
