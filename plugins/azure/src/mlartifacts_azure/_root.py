@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mlartifacts.errors import InvalidUri
+from mlartifacts.objectstore import KeyPrefix
 
 from ._client import Account, Service, get_service
 from ._config import AzureConfig
@@ -34,7 +35,7 @@ _SUFFIX = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 
 
 @dataclass(frozen=True)
-class AzureRoot:
+class AzureRoot(KeyPrefix):
     """A container, a blob-name prefix inside it ('' for the whole container) and how to reach them."""
 
     scheme: str
@@ -44,17 +45,7 @@ class AzureRoot:
     config: AzureConfig
     host: str  # as the URI wrote it, for messages
 
-    def name(self, path: str) -> str:
-        """The blob name of ``path`` (a clean relative path; '' is the root itself)."""
-        if not path:
-            return self.prefix
-        return f"{self.prefix}/{path}" if self.prefix else path
-
-    def rel(self, name: str) -> str:
-        """The path, relative to the root, of a blob name at or below it."""
-        if not self.prefix:
-            return name
-        return name[len(self.prefix) + 1 :] if len(name) > len(self.prefix) else ""
+    name = KeyPrefix.key  # Azure calls a key a blob name
 
     def uri(self, name: str | None = None) -> str:
         """``wasbs://container@host/name``, for messages."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from mlartifacts.errors import InvalidUri
+from mlartifacts.objectstore import KeyPrefix
 
 from ._client import GCSClient, get_client
 from ._config import GCSConfig
@@ -23,24 +24,12 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
 
 @dataclass(frozen=True)
-class GCSRoot:
+class GCSRoot(KeyPrefix):
     """A bucket, an object-name prefix inside it ('' for the whole bucket) and the settings to reach them."""
 
     bucket: str
     prefix: str
     config: GCSConfig
-
-    def key(self, path: str) -> str:
-        """The object name of ``path`` (a clean relative path; '' is the root itself)."""
-        if not path:
-            return self.prefix
-        return f"{self.prefix}/{path}" if self.prefix else path
-
-    def rel(self, key: str) -> str:
-        """The path, relative to the root, of an object name at or below it."""
-        if not self.prefix:
-            return key
-        return key[len(self.prefix) + 1 :] if len(key) > len(self.prefix) else ""
 
     def uri(self, key: str | None = None) -> str:
         """``gs://bucket/key``, for messages."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from mlartifacts.errors import InvalidUri
+from mlartifacts.objectstore import KeyPrefix
 
 from ._client import get_client
 from ._config import S3Config
@@ -19,24 +20,12 @@ __all__ = ["S3Root", "content_type", "parse_uri"]
 
 
 @dataclass(frozen=True)
-class S3Root:
+class S3Root(KeyPrefix):
     """A bucket, a key prefix inside it ('' for the whole bucket) and the settings to reach them."""
 
     bucket: str
     prefix: str
     config: S3Config
-
-    def key(self, path: str) -> str:
-        """The object key of ``path`` (a clean relative path; '' is the root itself)."""
-        if not path:
-            return self.prefix
-        return f"{self.prefix}/{path}" if self.prefix else path
-
-    def rel(self, key: str) -> str:
-        """The path, relative to the root, of a key at or below it."""
-        if not self.prefix:
-            return key
-        return key[len(self.prefix) + 1 :] if len(key) > len(self.prefix) else ""
 
     def uri(self, key: str | None = None) -> str:
         """``s3://bucket/key``, for messages."""
