@@ -49,6 +49,9 @@ class FileInfo:
     checksum: Checksum | None = field(default=None, compare=False)
     etag: str | None = field(default=None, compare=False)
     modified: float | None = field(default=None, compare=False)  # POSIX timestamp
+    #: Lowercase hex SHA-256 of the whole content, where it was recorded with the object
+    #: (mlartifacts records it on upload; None when unknown). Comparable across backends.
+    digest: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.is_dir and self.file_size is not None:
