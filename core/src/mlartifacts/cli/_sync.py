@@ -134,10 +134,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0 if report.ok else 1
     for issue in sorted(report.issues, key=lambda i: i.path):
-        print(f"{issue.problem:<9} {issue.path}: {issue.detail}")
+        print(f"{issue.problem:<10} {issue.path}: {issue.detail}")
     if not args.quiet and not args.require_digest:
         for path in sorted(report.size_only):
-            print(f"{'unverified':<9} {path}: no digest recorded (size checked)")
+            print(f"{'unverified':<10} {path}: no digest recorded (size checked)")
     summary = (
         f"{report.files} files: {report.by_digest} verified by digest, {report.by_checksum} by checksum, "
         f"{len(report.size_only)} unverifiable by digest (size checked); "
