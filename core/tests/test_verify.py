@@ -59,6 +59,15 @@ def test_a_flipped_byte_is_found(store: ArtifactStore, dmem: DigestMemory) -> No
     assert report.by_digest == 2
 
 
+def test_one_file(store: ArtifactStore, dmem: DigestMemory) -> None:
+    report = store.verify("conf/params.json")
+    assert report.ok and report.files == 1 and report.by_digest == 1
+    dmem.corrupt("bucket", "run/conf/params.json")
+    assert [(i.path, i.problem) for i in store.verify("conf/params.json").issues] == [
+        ("params.json", "digest")
+    ]
+
+
 def test_a_truncated_object_is_found(store: ArtifactStore, dmem: DigestMemory) -> None:
     dmem.inject("read", None, corrupt=True, times=100, path="run/model.bin")  # short reads, every time
     report = store.verify()
@@ -121,6 +130,11 @@ def test_cli_verify(registered: DigestMemory, tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("digest     conf/params.json: sha256 of the stored bytes is ")
     assert "1 problem" in out
+
+    assert run(["verify", "dmem://bkt/cli/model.bin"]) == 0  # a URI naming one file
+    assert "1 file: 1 verified by digest" in capsys.readouterr().out
+    assert run(["verify", "dmem://bkt/cli/conf/params.json"]) == 1
+    assert capsys.readouterr().out.startswith("digest     params.json: ")
 
     assert run(["verify", "--json", "dmem://bkt/cli", "--against", str(src)]) == 0  # the listing agrees
     report = json.loads(capsys.readouterr().out)

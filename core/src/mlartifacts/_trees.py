@@ -108,12 +108,16 @@ class StoreTree:
     files: dict[str, FileInfo] = field(default_factory=dict)
     #: The entries as the backend listed them (full paths), for the engine.
     entries: dict[str, FileInfo] = field(default_factory=dict)
+    #: The store path of the one file, when ``path`` names a file (``allow_file``).
+    single: str | None = None
 
     is_local = False
 
     @classmethod
-    def scan(cls, store: ArtifactStore, path: str = "", *, must_exist: bool = True) -> StoreTree:
-        """List every file below ``path`` (one recursive listing)."""
+    def scan(
+        cls, store: ArtifactStore, path: str = "", *, must_exist: bool = True, allow_file: bool = False
+    ) -> StoreTree:
+        """List every file below ``path`` (one recursive listing); ``allow_file``: or the file it names."""
         path = _paths.normalize(path)
         offset = len(path) + 1 if path else 0
         tree = cls(store, path)
@@ -132,14 +136,19 @@ class StoreTree:
                 if must_exist:
                     raise NotFound(f"{store.backend.where(path)} does not exist or holds no files") from None
                 return tree
-            if not info.is_dir:
+            if not info.is_dir and allow_file:
+                name = _paths.basename(path) if path else store.root_name
+                tree.files[name] = replace(info, path=name)
+                tree.entries[name] = replace(info, path=path)
+                tree.single = path
+            elif not info.is_dir:
                 where = store.backend.where(path)
                 raise InvalidPath(f"{where} is a file: sync and verify take directories (use cp for a file)")
         return tree
 
     def full_path(self, rel: str) -> str:
         """The store path of ``rel``."""
-        return _paths.join(self.path, rel)
+        return self.single if self.single is not None else _paths.join(self.path, rel)
 
     def digest(self, rel: str, algorithm: str = "sha256") -> str | None:
         """What the listing recorded for ``rel`` with ``algorithm``, or None."""

@@ -157,8 +157,8 @@ def verify(
     require_digest: bool = False,
     progress: Progress | None = None,
 ) -> VerifyReport:
-    """Read back every file below ``path`` and check it against its recorded digest."""
-    tree = StoreTree.scan(store, path)
+    """Read back every file below ``path`` (or the file it names) and check it against its digest."""
+    tree = StoreTree.scan(store, path, allow_file=True)
     report = VerifyReport(store.backend.where(tree.path), files=len(tree.files))
     tally = _Tally(report, require_digest)
     progress = progress or NullProgress()

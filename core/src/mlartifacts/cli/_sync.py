@@ -77,6 +77,10 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} B"  # pragma: no cover - the loop always returns
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _print_sync(result: SyncResult, quiet: bool) -> None:
     if not quiet:
         for action in result.copied:
@@ -139,9 +143,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for path in sorted(report.size_only):
             print(f"{'unverified':<10} {path}: no digest recorded (size checked)")
     summary = (
-        f"{report.files} files: {report.by_digest} verified by digest, {report.by_checksum} by checksum, "
+        f"{_plural(report.files, 'file')}: {report.by_digest} verified by digest, "
+        f"{report.by_checksum} by checksum, "
         f"{len(report.size_only)} unverifiable by digest (size checked); "
-        f"{len(report.issues)} problem{'s' if len(report.issues) != 1 else ''}"
+        f"{_plural(len(report.issues), 'problem')}"
     )
     print(summary)
     return 0 if report.ok else 1
