@@ -298,10 +298,7 @@ class TransferEngine:
         path: str,
         progress: Progress | None = None,
     ) -> list[str]:
-        """Upload ``(local file, name below path, size)`` files in parallel. Returns the paths.
-
-        What ``upload_tree`` does for a whole directory, for a chosen set (``sync``).
-        """
+        """Upload ``(local file, name below path, size)`` files in parallel (a chosen set: ``sync``)."""
         progress = progress or NullProgress()
         progress.begin(sum(size for _, _, size in files), len(files))
         targets = [_paths.join(path, rel) for _, rel, _ in files]
@@ -380,10 +377,7 @@ class TransferEngine:
         local_dir: str,
         progress: Progress | None = None,
     ) -> list[str]:
-        """Download these files (listed below ``path``) into ``local_dir``, in parallel.
-
-        What ``download_tree`` does for a whole listing, for a chosen set (``sync``).
-        """
+        """Download these files (listed below ``path``) into ``local_dir``, in parallel (``sync``)."""
         progress = progress or NullProgress()
         progress.begin(sum(e.file_size or 0 for e in entries), len(entries))
         offset = len(path) + 1 if path else 0
