@@ -259,22 +259,27 @@ class StopAfter(NullProgress):
                 raise KeyboardInterrupt("stopped by the test")
 
 
-@pytest.mark.parametrize("direction", ["upload", "download"])
+@pytest.mark.parametrize("direction", ["upload", "download", "copy"])
 def test_interrupted_sync_rerun_finishes(
     tmp_path: Path, dmem: DigestMemory, store: ArtifactStore, direction: str
 ) -> None:
     files = {f"f/{i:02d}.bin": random_bytes(1000 + i, seed=i) for i in range(30)}
     src = write_tree(tmp_path / "src", files)
     dst = tmp_path / "dst"
-    if direction == "download":
+    if direction != "upload":
         store.sync_from(src)
+    copy_dst = ArtifactStore("dmem://other/copy", registry=registry_with(dmem))
 
     def run(**kw: Any) -> SyncResult:
-        return store.sync_from(src, **kw) if direction == "upload" else store.sync(dst, **kw)
+        if direction == "upload":
+            return store.sync_from(src, **kw)
+        return store.sync(dst if direction == "download" else copy_dst, **kw)
 
     def present() -> set[str]:
         if direction == "upload":
             return {k.removeprefix("run/") for k in dmem.objects("bucket")}
+        if direction == "copy":
+            return {k.removeprefix("copy/") for k in dmem.objects("other")}
         return set(read_tree(dst)) if dst.exists() else set()
 
     with pytest.raises(KeyboardInterrupt):
@@ -286,6 +291,7 @@ def test_interrupted_sync_rerun_finishes(
     assert rest.skipped == len(there)
     assert present() == set(files)
     assert run().copied == []
+    copy_dst.close()
 
 
 def test_missing_or_file_source_is_refused(tmp_path: Path, store: ArtifactStore, dmem: DigestMemory) -> None:
