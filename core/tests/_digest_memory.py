@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 from mlartifacts import FileInfo, PluginRegistry, hookimpl
 from mlartifacts.testing import MemoryBackend
@@ -25,8 +26,8 @@ class DigestMemory(MemoryBackend):
         super().__init__(scheme=scheme, **kwargs)  # type: ignore[arg-type]
         self.digests: dict[tuple[str, str], str] = {}
 
-    def _put(self, root: MemoryRoot, path: str, data: bytes) -> None:
-        super()._put(root, path, data)
+    def _put(self, root: MemoryRoot, path: str, data: bytes, *args: Any, **kwargs: Any) -> None:
+        super()._put(root, path, data, *args, **kwargs)  # whatever else the reference records
         with self._lock:
             self.digests[(root.bucket, root.key(path))] = hashlib.sha256(data).hexdigest()
 

@@ -256,7 +256,8 @@ class ArtifactStore:
     ) -> SyncResult:
         """Copy the files below ``path`` that ``dst`` lacks or holds differently (:mod:`mlartifacts.sync`).
 
-        ``dst`` is another store or a local directory. Only missing or different files
+        ``dst`` is another store or a local directory (a path, never parsed as a URI:
+        open a URI with ``ArtifactStore(uri)``). Only missing or different files
         move (by digest where both sides know one, else by size; ``compare="mtime"``
         also copies what is newer). ``delete`` removes destination files the source
         lacks; ``dry_run`` only plans. Returns what was copied, skipped and deleted.
