@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from mlartifacts import ArtifactStore, default_registry
 from mlartifacts.cli import run
 from mlartifacts.testing.contract import random_bytes, read_tree, write_tree
-from mlartifacts.testing.servers import logged_requests
+from mlartifacts.testing.servers import logged_requests, wait_for
 
 from ._digest_memory import DigestMemory
 from .conftest import API, RunningServer
@@ -27,6 +28,18 @@ TREE = {
     "conf/deep/notes.txt": b"notes",
     "data/0.csv": b"a,b\n1,2\n",
 }
+
+
+def log_mark(server: RunningServer, log: Path) -> int:
+    """Mark the access log with a request; the index just past it, once it is written.
+
+    A line is written after its response is sent: without a mark, lines of earlier
+    requests could still arrive after a count is taken.
+    """
+    marker = f"mark-{uuid.uuid4().hex}"
+    requests.get(f"{server.artifacts}?path={marker}", timeout=10)
+    wait_for(lambda: any(marker in line for line in logged_requests(log)), 10, what="the access log")
+    return next(i for i, line in enumerate(logged_requests(log)) if marker in line) + 1
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -124,17 +137,18 @@ def test_sync_across_backends_through_the_service(
     with ArtifactStore(service) as store:
         assert {i.path: store.read_bytes(i.path) for i in store.iter_files()} == TREE
 
-    seen = len(logged_requests(server.process.log))  # type: ignore[union-attr]
+    log = server.process.log  # type: ignore[union-attr]
+    start = log_mark(server, log)
     dmem.calls.clear()
     for a, b in hops:
         code, out, _ = cli(capsys, "sync", "--json", a, b)
         result = json.loads(out)
         assert (code, result["copied"], result["skipped"]) == (0, [], len(TREE))
     assert {hook for hook, _ in dmem.calls} == {"list"}
-    requests = logged_requests(server.process.log)[seen:]  # type: ignore[union-attr]
-    assert requests and all(line.startswith("GET ") for line in requests)
+    lines = logged_requests(log)[start : log_mark(server, log) - 1]
+    assert lines and all(line.startswith("GET ") for line in lines)
     # Only listings: GET of a directory with ?path=, never of an artifact's bytes.
-    assert all(f"{API} " in line or f"{API}?" in line for line in requests), requests
+    assert all(f"{API} " in line or f"{API}?" in line for line in lines), lines
 
     # A change at the source travels all the way, and --delete follows a removal.
     (src / "conf/params.json").write_bytes(b'{"lr": 0.25}')

@@ -12,18 +12,28 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import requests
 
 from mlartifacts import ArtifactStore, Settings
 from mlartifacts.testing.contract import random_bytes, read_tree, write_tree
-from mlartifacts.testing.servers import logged_requests, start_artifacts_server
+from mlartifacts.testing.servers import logged_requests, start_artifacts_server, wait_for
 
 MiB = 1024 * 1024
+API = "/api/2.0/mlflow-artifacts/artifacts"
 TREE = {
     "model.bin": random_bytes(6 * MiB + 5, seed=7),  # past the multipart threshold set below
     "conf/params.json": b'{"lr": 0.1}',
     "data/0.csv": b"a,b\n1,2\n",
     "empty": b"",
 }
+
+
+def log_mark(url: str, log: Path) -> int:
+    """Mark the service's access log with a request; the index just past it, once written."""
+    marker = f"mark-{uuid.uuid4().hex}"
+    requests.get(f"{url}{API}?path={marker}", timeout=10)
+    wait_for(lambda: any(marker in line for line in logged_requests(log)), 10, what="the access log")
+    return next(i for i, line in enumerate(logged_requests(log)) if marker in line) + 1
 
 
 @pytest.fixture
@@ -39,7 +49,7 @@ def test_sync_local_s3_service_local(
     src = write_tree(tmp_path / "src", TREE)
     process, url = start_artifacts_server(str(tmp_path / "served"), tmp_path / "server.log", dict(os.environ))
     try:
-        service = f"{url}/api/2.0/mlflow-artifacts/artifacts/sync"
+        service = f"{url}{API}/sync"
         back = tmp_path / "back"
         with (
             ArtifactStore(unique_uri, settings=settings) as s3,
@@ -56,12 +66,14 @@ def test_sync_local_s3_service_local(
             assert s3.verify().ok and svc.verify(against=src).ok
 
             with record(s3.backend.root.client) as sent:
-                seen = len(logged_requests(process.log))
+                start = log_mark(url, process.log)
                 for step in steps:
                     result = step()
                     assert (result.copied, result.skipped) == ([], len(TREE))
             assert {s.operation for s in sent} == {"ListObjectsV2"}
-            assert all(line.startswith("GET ") for line in logged_requests(process.log)[seen:])
+            lines = logged_requests(process.log)[start : log_mark(url, process.log) - 1]
+            # The service only listed: GET of the artifacts collection, never of a file.
+            assert lines and all(line.startswith(f"GET {API}?") for line in lines), lines
 
             (src / "conf/params.json").write_bytes(b'{"lr": 0.25}')
             (src / "empty").unlink()
