@@ -73,6 +73,9 @@ class MultipartLimits:
     threshold: int | None = None
     #: The backend's preferred part size (overrides MLARTIFACTS_MULTIPART_CHUNKSIZE).
     part_size: int | None = None
+    #: Seconds the storage keeps an incomplete upload's parts (Azure: 7 days), None if
+    #: until aborted; a resume journal older than this starts over.
+    retention: float | None = None
 
     def part_size_for(self, size: int, preferred: int) -> int:
         """The part size to use for an object of ``size`` bytes.
@@ -128,6 +131,7 @@ class Part:
     part_number: int
     etag: str
     url: str | None = None  # the presigned URL it was sent to, when proxied
+    size: int | None = None  # bytes it holds, where the storage says (``list_parts``)
 
 
 @dataclass(frozen=True)

@@ -369,6 +369,18 @@ class MemoryBackend:
             self._uploads.pop(upload_id, None)
 
     @hookimpl
+    def list_parts(self, root: MemoryRoot, path: str, upload_id: str) -> list[Part]:
+        self._enter("list_parts", root.key(path))
+        with self._lock:
+            upload = self._upload(upload_id)
+            if upload.bucket != root.bucket or upload.key != root.key(path):
+                raise NotFound(f"no multipart upload {upload_id!r} of {root.key(path)!r} (NoSuchUpload)")
+            return [
+                Part(n, f'"{hashlib.md5(data).hexdigest()}"', size=len(data))
+                for n, data in sorted(upload.parts.items())
+            ]
+
+    @hookimpl
     def list_multipart_uploads(self, root: MemoryRoot, path: str) -> Iterator[PendingUpload]:
         key = root.key(path)
         self._enter("list_multipart_uploads", key)
