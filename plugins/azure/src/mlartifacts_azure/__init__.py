@@ -18,7 +18,15 @@ from typing import Sequence
 from mlartifacts import Capabilities, MultipartLimits, Settings, hookimpl
 
 from ._config import AzureConfig
-from ._multipart import LIMITS, abort_multipart, complete_multipart, create_multipart, presign, upload_part
+from ._multipart import (
+    LIMITS,
+    abort_multipart,
+    complete_multipart,
+    create_multipart,
+    list_parts,
+    presign,
+    upload_part,
+)
 from ._objects import delete, download, list_entries, read, stat, upload, write
 from ._root import SCHEMES, AzureRoot, parse_uri
 
@@ -27,6 +35,7 @@ __all__ = [
     "AzureRoot",
     # hooks
     "abort_multipart",
+    "list_parts",
     "capabilities",
     "complete_multipart",
     "create_multipart",

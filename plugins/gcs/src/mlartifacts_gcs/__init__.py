@@ -26,6 +26,7 @@ from ._multipart import (
     complete_multipart,
     create_multipart,
     list_multipart_uploads,
+    list_parts,
     presign,
     upload_part,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "download",
     "list_entries",
     "list_multipart_uploads",
+    "list_parts",
     "presign",
     "read",
     "resolve_uri",

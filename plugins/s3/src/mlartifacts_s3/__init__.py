@@ -23,6 +23,7 @@ from ._multipart import (
     complete_multipart,
     create_multipart,
     list_multipart_uploads,
+    list_parts,
     presign,
     upload_part,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "download",
     "list_entries",
     "list_multipart_uploads",
+    "list_parts",
     "presign",
     "read",
     "resolve_uri",
