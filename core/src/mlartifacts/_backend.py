@@ -287,7 +287,11 @@ class Backend:
     @property
     def lists_parts(self) -> bool:
         """Whether the plugin lists an incomplete upload's parts (so uploads can resume)."""
-        return self.multipart_limits is not None and self.handle.implements("list_parts")
+        return (
+            self.multipart_limits is not None
+            and self.capabilities.list_parts
+            and self.handle.implements("list_parts")
+        )
 
     def list_parts(self, path: str, upload_id: str) -> Sequence[Part]:
         """The parts an incomplete upload holds, by part number; NotFound when the upload is gone."""

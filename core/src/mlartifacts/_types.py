@@ -109,6 +109,8 @@ class Capabilities:
         server_side_copy: ``copy`` copies inside the storage without moving bytes
             through this process.
         list_multipart_uploads: incomplete multipart uploads can be listed (for gc).
+        list_parts: ``list_parts`` lists an incomplete upload's parts, so an interrupted
+            multipart upload resumes with the parts still missing.
         single_stream: one stream moves bytes fastest here (a local filesystem, where
             one kernel-side copy beats parallel ranges), so downloads are not split.
         batch: ``upload_batch`` / ``download_batch`` move many small files in one
@@ -120,6 +122,7 @@ class Capabilities:
     presign: bool = False
     server_side_copy: bool = False
     list_multipart_uploads: bool = False
+    list_parts: bool = False
     single_stream: bool = False
     batch: bool = False
 

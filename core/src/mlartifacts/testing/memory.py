@@ -198,7 +198,11 @@ class MemoryBackend:
     @hookimpl
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            ranged_read=True, server_side_copy=True, list_multipart_uploads=True, batch=self.batch
+            ranged_read=True,
+            server_side_copy=True,
+            list_multipart_uploads=True,
+            list_parts=True,
+            batch=self.batch,
         )
 
     @hookimpl

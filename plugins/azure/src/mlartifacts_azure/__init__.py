@@ -70,7 +70,7 @@ def resolve_uri(uri: str, settings: Settings) -> AzureRoot:
 def capabilities(root: AzureRoot | None) -> Capabilities:
     # A connection string that holds only a SAS cannot sign new URLs.
     presign = root is None or not isinstance(root.service.target.credential, str)
-    return Capabilities(ranged_read=True, presign=presign)
+    return Capabilities(ranged_read=True, presign=presign, list_parts=True)
 
 
 @hookimpl

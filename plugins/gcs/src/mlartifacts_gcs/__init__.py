@@ -77,7 +77,9 @@ def capabilities(root: GCSRoot | None) -> Capabilities:
     # with others (user credentials, anonymous access), the service then answers 501 to
     # /mpu/create and /presigned, and clients fall back to uploads through it.
     presign = root is None or can_sign(root)
-    return Capabilities(ranged_read=True, presign=presign, server_side_copy=True, list_multipart_uploads=True)
+    return Capabilities(
+        ranged_read=True, presign=presign, server_side_copy=True, list_multipart_uploads=True, list_parts=True
+    )
 
 
 @hookimpl

@@ -70,7 +70,9 @@ def resolve_uri(uri: str, settings: Settings) -> S3Root:
 
 @hookimpl
 def capabilities() -> Capabilities:
-    return Capabilities(ranged_read=True, presign=True, server_side_copy=True, list_multipart_uploads=True)
+    return Capabilities(
+        ranged_read=True, presign=True, server_side_copy=True, list_multipart_uploads=True, list_parts=True
+    )
 
 
 @hookimpl
