@@ -187,12 +187,14 @@ def main() -> None:
         print(f"finishing a {args.size_mib} MiB upload interrupted at 50 % (median of {args.repeat}, s)")
         print(f"{'backend':<8} {'case':<14} {'seconds':>9} {'(min-max)':>15}  vs restarted")
         for backend in args.backends.split(","):
-            rows = bench_s3(base, big, args.repeat) if backend == "s3" else bench_memory(base, big, args.repeat)
+            bench = bench_s3 if backend == "s3" else bench_memory
+            rows = bench(base, big, args.repeat)
             restarted = statistics.median(dict(rows)["restarted"])
             for how, times in rows:
                 median = statistics.median(times)
                 spread = f"({min(times):.2f}-{max(times):.2f})"
-                print(f"{backend:<8} {how:<14} {median:>9.3f} {spread:>15}  {restarted / median:.2f}x", flush=True)
+                ratio = f"{restarted / median:.2f}x"
+                print(f"{backend:<8} {how:<14} {median:>9.3f} {spread:>15}  {ratio}", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
