@@ -30,9 +30,7 @@ from ..errors import (
     IntegrityError,
     InvalidPath,
     NotFound,
-    NotSupported,
     OperationTimeout,
-    PermissionDenied,
 )
 from ._journal import Journal, open_journal
 from ._local import DEFAULT_MODE, verify
@@ -175,10 +173,12 @@ class UploadJournal:
     def keeps(self, failure: BaseException) -> bool:
         """Whether a failed upload stays for the next attempt (else it is aborted and forgotten).
 
-        Not when the file changed under it (a short read), nor when the storage
-        refused the upload itself (multipart not supported here, permission).
+        Kept when interrupted (Ctrl-C, a cancelled batch, a timeout) or when a part
+        failed past its retries on a transient error; not when the file changed under
+        it (a short read) nor when the storage refused for good (permission, not
+        supported, a bad certificate...): that failure would only come back.
         """
-        return not isinstance(failure, (IntegrityError, NotSupported, PermissionDenied))
+        return _resumable(failure)
 
     def close(self) -> None:
         """Release the journal's lock."""
