@@ -21,6 +21,7 @@ from mlartifacts.paths import TEMP_PREFIX
 from mlartifacts.testing import MemoryBackend
 from mlartifacts.testing.contract import random_bytes
 from mlartifacts.transfer._journal import open_journal
+from mlartifacts.transfer._resume import partial_name
 
 KiB = 1024
 LIMITS = MultipartLimits(min_part_size=4 * KiB, max_part_size=1 << 20, max_parts=1000)
@@ -255,3 +256,11 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
     assert default_state_dir({"XDG_CACHE_HOME": "rel"}).endswith(
         os.path.join(".cache", "mlartifacts", "transfers")
     )
+
+
+def test_partial_names_stay_within_the_filesystems_limit(tmp_path: Path) -> None:
+    assert os.path.basename(partial_name(str(tmp_path / "m.bin"))) == f"{TEMP_PREFIX}m.bin.download"
+    long = partial_name(str(tmp_path / ("x" * 250)))
+    assert len(os.path.basename(long)) <= 255
+    assert os.path.basename(long).startswith(TEMP_PREFIX)
+    assert partial_name(str(tmp_path / ("x" * 250))) == long  # deterministic: a re-run finds it

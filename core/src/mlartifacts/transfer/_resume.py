@@ -13,6 +13,7 @@ to a partial file with a fixed hidden name next to the destination.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -188,7 +189,10 @@ class UploadJournal:
 def partial_name(local_file: str) -> str:
     """The fixed hidden name a resumable download is written to, next to its destination."""
     directory, name = os.path.split(os.path.abspath(local_file))
-    return os.path.join(directory, f"{_paths.TEMP_PREFIX}{name}.download")
+    partial = f"{_paths.TEMP_PREFIX}{name}.download"
+    if len(partial.encode()) > 255:  # past most filesystems' limit on a name: a digest instead
+        partial = f"{_paths.TEMP_PREFIX}{hashlib.sha256(name.encode()).hexdigest()[:40]}.download"
+    return os.path.join(directory, partial)
 
 
 class DownloadJournal:
