@@ -26,6 +26,7 @@ from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, Operati
 from . import _batches, _chunked
 from ._local import atomic_destination, verify, walk_files
 from ._progress import AttemptCounter, Forward, NullProgress, Progress, Tally
+from ._resume import DownloadJournal, download_resumable
 from ._retry import Cancelled, JobContext, pause, retry
 
 __all__ = ["TransferEngine"]
@@ -227,14 +228,26 @@ class TransferEngine:
             raise InvalidPath(f"{where} is a directory; download it as a tree")
         size = info.file_size
         settings = self.settings
+        in_ranges = (
+            size is not None
+            and backend.capabilities.ranged_read
+            and not backend.capabilities.single_stream
+            and size >= settings.ranged_download_threshold
+            and size > settings.ranged_download_chunksize
+        )
+        journal = DownloadJournal.open(backend, path, local_file, info, settings) if in_ranges else None
+        if journal is not None:  # through a kept partial file, so that a re-run resumes
+            try:
+                download_resumable(
+                    journal, backend, path, local_file, info, self._chunks(), settings, ctx, progress
+                )
+            finally:
+                journal.close()
+            progress.file_done(path)
+            return
         with atomic_destination(local_file) as tmp:
-            if (
-                size is not None
-                and backend.capabilities.ranged_read
-                and not backend.capabilities.single_stream
-                and size >= settings.ranged_download_threshold
-                and size > settings.ranged_download_chunksize
-            ):
+            if in_ranges:
+                assert size is not None
                 checked = info
 
                 def ranged() -> None:
