@@ -1,0 +1,297 @@
+"""Batches of small objects over obstore: many PUTs or GETs in flight from one thread.
+
+botocore spends about 2.5 ms of CPU on every request (building, signing and parsing
+it in Python), which caps a tree of small files at a few hundred files per second
+whatever the parallelism. obstore makes the same requests in Rust. The engine hands
+this module a group of a tree's small files (``Capabilities.batch``); the group's
+requests run concurrently on one asyncio event loop, :data:`IN_FLIGHT` at a time.
+
+boto3 stays the source of the settings' meaning: credentials come from a boto3
+session (environment, ``AWS_PROFILE``, config files, roles: the same chain), the
+region and endpoint from the root's boto3 client. A client someone watches
+(:func:`observed`) keeps its requests. Roots whose settings obstore
+cannot express (:func:`usable`: ``MLFLOW_S3_EXPECTED_BUCKET_OWNER``, upload
+arguments such as ``ACL``, no credentials) do not batch, and so move every file
+through boto3 as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, Sequence, TypeVar
+from urllib.parse import urlsplit
+
+from mlartifacts import hookimpl
+from mlartifacts import paths as _paths
+from mlartifacts.errors import ArtifactError, InvalidPath, OperationTimeout
+from mlartifacts.shared import SharedCache
+from mlartifacts.transfer import time_left
+
+from ._client import get_client
+from ._config import S3Config
+from ._errors import translate_obstore, translated
+from ._root import S3Root, put_params
+
+if TYPE_CHECKING:
+    from obstore.store import S3Store
+
+__all__ = ["IN_FLIGHT", "download_batch", "put_attributes", "store_for", "upload_batch", "usable"]
+
+T = TypeVar("T")
+
+#: Requests in flight per batch (the engine moves a few batches at once): measured on
+#: SeaweedFS, 8 to 16 per event loop reach obstore's own rate; more only queue.
+IN_FLIGHT = 12
+
+#: boto3 upload arguments that become object attributes (headers) of an obstore PUT.
+_ATTRIBUTES = {
+    "ContentType": "Content-Type",
+    "ContentDisposition": "Content-Disposition",
+    "ContentEncoding": "Content-Encoding",
+    "ContentLanguage": "Content-Language",
+    "CacheControl": "Cache-Control",
+}
+#: boto3 upload arguments that obstore sets on the store (every PUT of it).
+_STORE_ARGS = {
+    "ServerSideEncryption": "server_side_encryption",
+    "SSEKMSKeyId": "sse_kms_key_id",
+    "BucketKeyEnabled": "sse_bucket_key_enabled",
+}
+#: Credentials are asked of boto3 again after this long (refreshable ones renew there).
+_CREDENTIALS_TTL = datetime.timedelta(minutes=5)
+_MAX_STORES = 32
+
+
+@dataclass(frozen=True)
+class _Key:
+    config: S3Config
+    bucket: str
+
+
+_stores: SharedCache[_Key, Any] = SharedCache(limit=_MAX_STORES)
+_NO_STORE = object()  # cached: this configuration has no fast path
+
+
+def usable(root: S3Root) -> bool:
+    """Whether obstore can make this root's requests exactly as boto3 would."""
+    return store_for(root) is not None
+
+
+def store_for(root: S3Root) -> S3Store | None:
+    """The shared obstore store of this root's settings and bucket, or None where it cannot serve."""
+    found = _stores.get(_Key(root.config, root.bucket), lambda: _make_store(root) or _NO_STORE)
+    return None if found is _NO_STORE else found
+
+
+def _expressible(extra: dict[str, Any]) -> bool:
+    return all(
+        name in _ATTRIBUTES or name in _STORE_ARGS or (name == "Metadata" and isinstance(value, dict))
+        for name, value in extra.items()
+    )
+
+
+def _make_store(root: S3Root) -> S3Store | None:
+    config = root.config
+    if config.expected_bucket_owner or not _expressible(config.extra_args):
+        return None  # headers obstore does not send: boto3 takes every request
+    client = get_client(config)
+    credentials: Any = None
+    if not config.unsigned:
+        import boto3
+
+        credentials = boto3.session.Session().get_credentials()
+        if credentials is None:
+            return None  # boto3 raises its own, well-translated error on the first request
+
+    from obstore.store import S3Store
+
+    region = client.meta.region_name or "us-east-1"
+    s3: dict[str, Any] = {"region": "us-east-1" if region == "aws-global" else region}
+    endpoint = config.endpoint_url or client.meta.endpoint_url
+    aws = urlsplit(endpoint).netloc.lower().endswith(".amazonaws.com") and not config.endpoint_url
+    # boto3's "auto": virtual-hosted on AWS, path-style on any other endpoint.
+    virtual = config.addressing_style == "virtual" or (config.addressing_style == "auto" and aws)
+    if virtual and "." in root.bucket and urlsplit(endpoint).scheme == "https":
+        virtual = config.addressing_style == "virtual"  # a dotted bucket breaks the wildcard certificate
+    if not aws:
+        parts = urlsplit(endpoint)
+        s3["endpoint"] = f"{parts.scheme}://{root.bucket}.{parts.netloc}" if virtual else endpoint
+    s3["virtual_hosted_style_request"] = virtual
+    s3["skip_signature"] = config.unsigned
+    for name, value in config.extra_args.items():
+        if name in _STORE_ARGS:
+            s3[_STORE_ARGS[name]] = value
+    options: dict[str, Any] = {
+        "allow_http": endpoint.startswith("http://"),
+        "connect_timeout": datetime.timedelta(seconds=config.socket_timeout),
+        "timeout": datetime.timedelta(seconds=config.socket_timeout),
+        "pool_max_idle_per_host": str(config.max_pool_connections * IN_FLIGHT),
+    }
+    if config.verify is False:
+        options["allow_invalid_certificates"] = True
+    elif isinstance(config.verify, str):
+        with open(config.verify, "rb") as f:
+            options["root_certificate"] = f.read()
+    # One quick second try for a dropped connection, as with botocore; the engine
+    # retries the batch with backoff and a deadline.
+    retry = {"max_retries": 1, "retry_timeout": datetime.timedelta(seconds=config.socket_timeout)}
+    return S3Store(
+        root.bucket,
+        config=s3,  # type: ignore[arg-type]
+        client_options=options,  # type: ignore[arg-type]
+        retry_config=retry,  # type: ignore[arg-type]
+        credential_provider=None if credentials is None else _Credentials(credentials),  # type: ignore[arg-type]
+    )
+
+
+class _Credentials:
+    """obstore's credential callback over boto3's credentials (its whole chain, refreshed by boto3)."""
+
+    def __init__(self, credentials: Any) -> None:
+        self._credentials = credentials
+        self._lock = threading.Lock()  # botocore's refresh is not meant for concurrent callers
+
+    def __call__(self) -> dict[str, Any]:
+        with self._lock:
+            frozen = self._credentials.get_frozen_credentials()
+        return {
+            "access_key_id": frozen.access_key,
+            "secret_access_key": frozen.secret_key,
+            "token": frozen.token,
+            "expires_at": datetime.datetime.now(datetime.timezone.utc) + _CREDENTIALS_TTL,
+        }
+
+
+def put_attributes(key: str, extra: dict[str, Any]) -> dict[str, str]:
+    """The headers and user metadata of a PUT of ``key``, from the same arguments boto3 sends."""
+    params = {**put_params(key), **{k: v for k, v in extra.items() if k not in _STORE_ARGS}}
+    attributes: dict[str, str] = {}
+    for name, value in params.items():
+        if name == "Metadata":
+            attributes.update({str(k): str(v) for k, v in value.items()})
+        else:
+            attributes[_ATTRIBUTES[name]] = str(value)
+    return attributes
+
+
+def observed(root: S3Root, operation: str) -> bool:
+    """Whether someone watches this root's boto3 client send ``operation`` (then boto3 sends it).
+
+    botocore registers nothing of its own on ``before-send``; a handler there belongs to
+    whoever holds the shared client (request recorders and stubs in tests, tracing or
+    header-adding instrumentation), and would silently stop seeing a tree's small files
+    if obstore sent them. Such a batch goes through boto3, one request after another.
+    """
+    emitter = getattr(root.client.meta.events, "_emitter", None)
+    handlers = getattr(emitter, "_handlers", None)
+    search = getattr(handlers, "prefix_search", None)
+    return search is not None and bool(search(f"before-send.s3.{operation}"))
+
+
+def _key(root: S3Root, path: str, name: str) -> str:
+    """The key of ``name`` below ``path`` (InvalidPath for '..', absolute names...)."""
+    clean = _paths.normalize(name)
+    if not clean:
+        raise InvalidPath(f"a batch member needs a file name below {root.uri(root.key(path))}, got {name!r}")
+    return root.key(_paths.join(path, clean))
+
+
+@hookimpl
+def upload_batch(root: S3Root, path: str, files: Iterable[tuple[str, bytes]]) -> None:
+    """PUT every ``(name below path, bytes)``, :data:`IN_FLIGHT` at a time; each object atomic."""
+    import obstore
+
+    store = store_for(root)
+    assert store is not None  # batches are only offered where usable()
+    extra = root.config.extra_args
+    # Every name is checked (InvalidPath) before the first request goes out.
+    checked = [(_key(root, path, name), data) for name, data in files]
+    if observed(root, "PutObject"):
+        for key, data in checked:
+            with translated(root, key):
+                root.client.put_object(Bucket=root.bucket, Key=key, Body=data, **put_params(key))
+        return
+
+    def put(key: str, data: bytes) -> Callable[[], Awaitable[Any]]:
+        return lambda: obstore.put_async(store, key, data, attributes=put_attributes(key, extra))
+
+    results = _run_all(root, [(key, put(key, data)) for key, data in checked])
+    for key, outcome in results:
+        if isinstance(outcome, BaseException):
+            raise _translated(outcome, root, key) from outcome
+
+
+@hookimpl
+def download_batch(root: S3Root, path: str, names: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    """GET every name below ``path``, :data:`IN_FLIGHT` at a time.
+
+    What arrived is handed back even when another GET failed (the engine then asks
+    again only for the rest); the first failure is raised after it.
+    """
+    import obstore
+
+    store = store_for(root)
+    assert store is not None
+    keys = [(name, _key(root, path, name)) for name in names]
+    by_key = {key: name for name, key in keys}
+    if observed(root, "GetObject"):
+        for name, key in keys:
+            with translated(root, key):
+                body = root.client.get_object(Bucket=root.bucket, Key=key)["Body"]
+                with body:
+                    data = body.read()
+            yield name, data
+        return
+
+    def get(key: str) -> Callable[[], Awaitable[bytes]]:
+        async def run() -> bytes:
+            result = await obstore.get_async(store, key)
+            return bytes(await result.bytes_async())
+
+        return run
+
+    results = _run_all(root, [(key, get(key)) for _, key in keys])
+    failure: tuple[str, BaseException] | None = None
+    for key, outcome in results:
+        if isinstance(outcome, BaseException):
+            failure = failure or (key, outcome)
+        else:
+            yield by_key[key], outcome
+    if failure is not None:
+        raise _translated(failure[1], root, failure[0]) from failure[1]
+
+
+def _translated(exc: BaseException, root: S3Root, key: str) -> BaseException:
+    if isinstance(exc, (ArtifactError, asyncio.CancelledError)):
+        return exc
+    return translate_obstore(exc, root, key)
+
+
+def _run_all(
+    root: S3Root, calls: list[tuple[str, Callable[[], Awaitable[T]]]]
+) -> list[tuple[str, T | BaseException]]:
+    """Run the calls on a fresh event loop, IN_FLIGHT at a time; every outcome, in order."""
+    deadline = time_left()
+
+    async def main() -> list[T | BaseException]:
+        slots = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(call: Callable[[], Awaitable[T]]) -> T:
+            async with slots:
+                return await call()
+
+        tasks = [asyncio.ensure_future(one(call)) for _, call in calls]
+        done = asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            return await asyncio.wait_for(done, deadline) if deadline is not None else await done
+        except asyncio.TimeoutError:
+            raise OperationTimeout(
+                f"{len(calls)} requests to {root.uri()} did not finish in {deadline:.0f} s "
+                f"(endpoint {root.endpoint})"
+            ) from None
+
+    outcomes = asyncio.run(main())
+    return [(key, outcome) for (key, _), outcome in zip(calls, outcomes, strict=True)]
