@@ -26,7 +26,7 @@ from mlartifacts.errors import (
 if TYPE_CHECKING:
     from ._root import S3Root
 
-__all__ = ["error_code", "translate", "translate_obstore", "translated"]
+__all__ = ["error_code", "is_tls_failure", "translate", "translate_obstore", "translated"]
 
 #: S3 error code -> what it means here.
 BY_CODE: dict[str, type[ArtifactError]] = {
@@ -152,12 +152,17 @@ _STATUS = re.compile(r"status code: (\d{3})")
 _CODE = re.compile(r"<Code>([^<]*)</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 _NO_ANSWER = ("HTTP error", "error sending request", "connection", "timed out", "Timeout", "body")
-_TLS = ("certificate", "InvalidCertificate", "tls", "TLS")
+_TLS = ("certificate", "Certificate", "UnknownIssuer", "CaUsedAsEndEntity", "SSL routines")
+
+
+def is_tls_failure(exc: BaseException) -> bool:
+    """Whether an obstore exception is a refused certificate (its text, debug dump included)."""
+    return any(t in str(exc) for t in _TLS)
 
 
 def translate_obstore(exc: BaseException, root: S3Root, key: str | None) -> ArtifactError:
     """The mlartifacts error for an obstore exception (the batch path), by the same table."""
-    text = str(exc).split("\n\nDebug source:", 1)[0]
+    text, _, debug = str(exc).partition("\n\nDebug source:")  # the debug dump is not shown
     status = _STATUS.search(text)
     code = _CODE.search(text)
     if status or code:
@@ -178,7 +183,7 @@ def translate_obstore(exc: BaseException, root: S3Root, key: str | None) -> Arti
         return PermissionDenied(f"access denied to {target} ({text}) {where}")
     if isinstance(exc, FileNotFoundError) or name == "NotFoundError":
         return NotFound(f"no object at {target} {where}")
-    if any(t in text for t in _TLS):
+    if any(t in text or t in debug for t in _TLS):
         return BackendError(
             f"{target}: TLS verification of {root.endpoint} failed ({text}): set AWS_CA_BUNDLE to the CA "
             "that signed its certificate, or MLFLOW_S3_IGNORE_TLS=true to skip the check"

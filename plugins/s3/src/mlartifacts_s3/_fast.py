@@ -32,7 +32,7 @@ from mlartifacts.transfer import time_left
 
 from ._client import get_client
 from ._config import S3Config
-from ._errors import translate_obstore, translated
+from ._errors import is_tls_failure, translate_obstore, translated
 from ._root import S3Root, put_params
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ _STORE_ARGS = {
     "SSEKMSKeyId": "sse_kms_key_id",
     "BucketKeyEnabled": "sse_bucket_key_enabled",
 }
+#: Body checksums obstore covers by itself: every signed PUT carries the SHA-256 of its body.
+_SIGNED = {"ChecksumSHA256"}
 #: Credentials are asked of boto3 again after this long (refreshable ones renew there).
 _CREDENTIALS_TTL = datetime.timedelta(minutes=5)
 _MAX_STORES = 32
@@ -73,6 +75,11 @@ class _Key:
 
 _stores: SharedCache[_Key, Any] = SharedCache(limit=_MAX_STORES)
 _NO_STORE = object()  # cached: this configuration has no fast path
+# Stores given a CA bundle, and those whose endpoint's certificate obstore then refused.
+# OpenSSL (boto3) accepts more than webpki (obstore): a self-signed certificate that is
+# its own CA, as private MinIOs often have. Such an endpoint goes back to boto3.
+_bundled: set[_Key] = set()
+_boto3_only: set[_Key] = set()
 
 
 def usable(root: S3Root) -> bool:
@@ -97,12 +104,16 @@ def _make_store(root: S3Root) -> S3Store | None:
     config = root.config
     if config.expected_bucket_owner or not _expressible(config.extra_args):
         return None  # headers obstore does not send: boto3 takes every request
+    import botocore.session
+
+    session = botocore.session.get_session()
+    bundle = None
+    if config.verify is not False:  # AWS_CA_BUNDLE, or ca_bundle in ~/.aws/config
+        bundle = config.verify if isinstance(config.verify, str) else session.get_config_variable("ca_bundle")
     client = get_client(config)
     credentials: Any = None
     if not config.unsigned:
-        import boto3
-
-        credentials = boto3.session.Session().get_credentials()
+        credentials = session.get_credentials()
         if credentials is None:
             return None  # boto3 raises its own, well-translated error on the first request
 
@@ -132,9 +143,10 @@ def _make_store(root: S3Root) -> S3Store | None:
     }
     if config.verify is False:
         options["allow_invalid_certificates"] = True
-    elif isinstance(config.verify, str):
-        with open(config.verify, "rb") as f:
+    elif bundle:
+        with open(bundle, "rb") as f:
             options["root_certificate"] = f.read()
+        _bundled.add(_Key(config, root.bucket))
     # One quick second try for a dropped connection, as with botocore; the engine
     # retries the batch with backoff and a deadline.
     retry = {"max_retries": 1, "retry_timeout": datetime.timedelta(seconds=config.socket_timeout)}
@@ -166,14 +178,25 @@ class _Credentials:
 
 
 def put_attributes(key: str, extra: dict[str, Any]) -> dict[str, str]:
-    """The headers and user metadata of a PUT of ``key``, from the same arguments boto3 sends."""
-    params = {**put_params(key), **{k: v for k, v in extra.items() if k not in _STORE_ARGS}}
+    """The headers and user metadata of a PUT of ``key``, from the same arguments boto3 sends.
+
+    ``put_params(key)`` with ``MLFLOW_S3_UPLOAD_EXTRA_ARGS`` over it (user metadata merged
+    under ours), as the boto3 client's event handler merges them.
+    """
+    ours = put_params(key)
+    params = {**ours, **{k: v for k, v in extra.items() if k not in _STORE_ARGS}}
+    if isinstance(extra.get("Metadata"), dict) and isinstance(ours.get("Metadata"), dict):
+        params["Metadata"] = {**extra["Metadata"], **ours["Metadata"]}
     attributes: dict[str, str] = {}
     for name, value in params.items():
         if name == "Metadata":
             attributes.update({str(k): str(v) for k, v in value.items()})
-        else:
+        elif name in _SIGNED:
+            continue  # obstore signs the body's SHA-256 (x-amz-content-sha256), which S3 checks
+        elif name in _ATTRIBUTES:
             attributes[_ATTRIBUTES[name]] = str(value)
+        else:
+            raise ValueError(f"put_params({key!r}) gave {name!r}, which obstore cannot send: map it in _fast")
     return attributes
 
 
@@ -209,19 +232,44 @@ def upload_batch(root: S3Root, path: str, files: Iterable[tuple[str, bytes]]) ->
     extra = root.config.extra_args
     # Every name is checked (InvalidPath) before the first request goes out.
     checked = [(_key(root, path, name), data) for name, data in files]
-    if observed(root, "PutObject"):
-        for key, data in checked:
-            with translated(root, key):
-                root.client.put_object(Bucket=root.bucket, Key=key, Body=data, **put_params(key))
+    if observed(root, "PutObject") or _Key(root.config, root.bucket) in _boto3_only:
+        _put_with_boto3(root, checked)
         return
 
     def put(key: str, data: bytes) -> Callable[[], Awaitable[Any]]:
         return lambda: obstore.put_async(store, key, data, attributes=put_attributes(key, extra))
 
     results = _run_all(root, [(key, put(key, data)) for key, data in checked])
+    if _certificate_refused(root, results):
+        _put_with_boto3(root, checked)
+        return
     for key, outcome in results:
         if isinstance(outcome, BaseException):
             raise _translated(outcome, root, key) from outcome
+
+
+def _put_with_boto3(root: S3Root, items: list[tuple[str, bytes]]) -> None:
+    for key, data in items:
+        with translated(root, key):
+            root.client.put_object(Bucket=root.bucket, Key=key, Body=data, **put_params(key))
+
+
+def _get_with_boto3(root: S3Root, keys: list[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
+    for name, key in keys:
+        with translated(root, key):
+            body = root.client.get_object(Bucket=root.bucket, Key=key)["Body"]
+            with body:
+                data = body.read()
+        yield name, data
+
+
+def _certificate_refused(root: S3Root, results: list[tuple[str, Any]]) -> bool:
+    """Whether obstore refused the certificate of an endpoint given a CA bundle (then: boto3 only)."""
+    key = _Key(root.config, root.bucket)
+    if key in _bundled and any(isinstance(o, BaseException) and is_tls_failure(o) for _, o in results):
+        _boto3_only.add(key)
+        return True
+    return False
 
 
 @hookimpl
@@ -237,13 +285,8 @@ def download_batch(root: S3Root, path: str, names: Sequence[str]) -> Iterator[tu
     assert store is not None
     keys = [(name, _key(root, path, name)) for name in names]
     by_key = {key: name for name, key in keys}
-    if observed(root, "GetObject"):
-        for name, key in keys:
-            with translated(root, key):
-                body = root.client.get_object(Bucket=root.bucket, Key=key)["Body"]
-                with body:
-                    data = body.read()
-            yield name, data
+    if observed(root, "GetObject") or _Key(root.config, root.bucket) in _boto3_only:
+        yield from _get_with_boto3(root, keys)
         return
 
     def get(key: str) -> Callable[[], Awaitable[bytes]]:
@@ -254,6 +297,9 @@ def download_batch(root: S3Root, path: str, names: Sequence[str]) -> Iterator[tu
         return run
 
     results = _run_all(root, [(key, get(key)) for _, key in keys])
+    if _certificate_refused(root, results):
+        yield from _get_with_boto3(root, keys)
+        return
     failure: tuple[str, BaseException] | None = None
     for key, outcome in results:
         if isinstance(outcome, BaseException):
