@@ -310,7 +310,10 @@ def main() -> None:
                 if op.startswith("download")
                 else f"s3://{BUCKET}/up/{uuid.uuid4().hex}"
             )
-            return measure_call([pythons[tool], "-c", WORKER, tool, op, source, target], env)
+            measured = measure_call([pythons[tool], "-c", WORKER, tool, op, source, target], env)
+            if op == "download-file":
+                shutil.rmtree(target)  # one big file: no inode churn to fear, and disk to free
+            return measured
 
         cases = transfer_cases(args.size_mib, args.files, str(big), big_uri, str(tree), tree_uri)
         wanted = {c for c in args.cases.split(",") if c}
