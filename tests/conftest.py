@@ -17,9 +17,18 @@ os.environ["DO_NOT_TRACK"] = "true"
 REPO = Path(__file__).resolve().parents[1]
 
 #: Top-level modules of the storage SDKs that only a URI needing them may import.
-SDK_MODULES = ("boto3", "botocore", "s3transfer", "google", "azure", "paramiko", "pyarrow")
+SDK_MODULES = ("boto3", "botocore", "s3transfer", "obstore", "google", "azure", "paramiko", "pyarrow")
 #: Distributions of those SDKs (and their heavy companions) for closure checks.
-SDK_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "google-", "azure-", "paramiko", "pyarrow")
+SDK_DISTRIBUTIONS = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "obstore",
+    "google-",
+    "azure-",
+    "paramiko",
+    "pyarrow",
+)
 
 
 def uv() -> str:

@@ -20,9 +20,10 @@ pytestmark = pytest.mark.slow
 SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
     # prometheus-client (pure Python, no dependencies) serves `server --expose-prometheus`.
     "": ({"mlartifacts", "mlartifacts-nfs", "pluggy", "tqdm", "prometheus-client"}, ()),
+    # boto3 with botocore and s3transfer, and obstore (the small-file batches).
     "s3": (
-        {"mlartifacts", "mlartifacts-nfs", "mlartifacts-s3", "boto3", "botocore", "s3transfer"},
-        ("boto3", "botocore", "s3transfer"),
+        {"mlartifacts", "mlartifacts-nfs", "mlartifacts-s3", "boto3", "botocore", "s3transfer", "obstore"},
+        ("boto3", "botocore", "s3transfer", "obstore"),
     ),
     # paramiko and its own stack (cryptography, bcrypt, pynacl); no other storage SDK.
     "sftp": ({"mlartifacts", "mlartifacts-nfs", "mlartifacts-sftp", "paramiko"}, ("paramiko",)),
@@ -45,7 +46,7 @@ SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
     # Extras combine: exactly those backends and their SDKs.
     "s3,sftp": (
         {"mlartifacts", "mlartifacts-nfs", "mlartifacts-s3", "mlartifacts-sftp", "boto3", "paramiko"},
-        ("boto3", "botocore", "s3transfer", "paramiko"),
+        ("boto3", "botocore", "s3transfer", "obstore", "paramiko"),
     ),
     "s3,gcs": (
         {
@@ -56,7 +57,7 @@ SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
             "boto3",
             "google-cloud-storage",
         },
-        ("boto3", "botocore", "s3transfer", "google-"),
+        ("boto3", "botocore", "s3transfer", "obstore", "google-"),
     ),
     # azure-storage-blob and azure-identity with their stack (azure-core, msal, cryptography...).
     "azure": (
@@ -79,7 +80,7 @@ SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
             "azure-storage-blob",
             "azure-identity",
         },
-        ("boto3", "botocore", "s3transfer", "azure-storage-blob", "azure-identity", "azure-core"),
+        ("boto3", "botocore", "s3transfer", "obstore", "azure-storage-blob", "azure-identity", "azure-core"),
     ),
 }
 

@@ -7,7 +7,8 @@ appears whole when its PUT or its multipart completion succeeds. boto3 is
 imported on first use of an ``s3://`` URI, never when this module is imported.
 
 Modules: ``_config`` (settings), ``_client`` (shared clients), ``_root`` (URIs),
-``_errors`` (the error table), ``_objects`` and ``_multipart`` (the hooks).
+``_errors`` (the error table), ``_objects`` and ``_multipart`` (the hooks), ``_fast``
+(batches of small objects over obstore).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Sequence
 from mlartifacts import Capabilities, MultipartLimits, Settings, hookimpl
 
 from ._config import S3Config
+from ._fast import download_batch, upload_batch, usable
 from ._multipart import (
     LIMITS,
     abort_multipart,
@@ -41,6 +43,7 @@ __all__ = [
     "create_multipart",
     "delete",
     "download",
+    "download_batch",
     "list_entries",
     "list_multipart_uploads",
     "list_parts",
@@ -51,6 +54,7 @@ __all__ = [
     "stat",
     "supports_multipart",
     "upload",
+    "upload_batch",
     "upload_part",
     "write",
 ]
@@ -69,9 +73,16 @@ def resolve_uri(uri: str, settings: Settings) -> S3Root:
 
 
 @hookimpl
-def capabilities() -> Capabilities:
+def capabilities(root: S3Root | None) -> Capabilities:
+    # Batches (small files over obstore, many requests in flight) where obstore can
+    # make this root's requests as boto3 would; elsewhere every file goes through boto3.
     return Capabilities(
-        ranged_read=True, presign=True, server_side_copy=True, list_multipart_uploads=True, list_parts=True
+        ranged_read=True,
+        presign=True,
+        server_side_copy=True,
+        list_multipart_uploads=True,
+        list_parts=True,
+        batch=root is not None and usable(root),
     )
 
 

@@ -16,6 +16,7 @@ multipart create, parts and completion, and the presigned forms of these).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import threading
 from typing import TYPE_CHECKING, Any, Iterator, Literal, cast
 
@@ -61,11 +62,16 @@ def cached_clients() -> int:
 
 def _make_client(config: S3Config) -> S3Client:
     import boto3
+    import botocore.session
     from botocore import UNSIGNED
     from botocore.config import Config
 
     # A session per client: boto3's default session is not thread-safe.
-    client = boto3.session.Session().client(
+    core = botocore.session.get_session()
+    # Listings carry a timestamp per key, which botocore's default parser (dateutil)
+    # turns into a datetime in ~27 us: a third of the CPU of listing 1,000 small files.
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+    client = boto3.session.Session(botocore_session=core).client(
         "s3",
         endpoint_url=config.endpoint_url,
         verify=config.verify,
@@ -78,6 +84,11 @@ def _make_client(config: S3Config) -> S3Client:
             # The engine retries transient failures with backoff and a deadline;
             # botocore only gets one quick second try for a dropped connection.
             retries={"mode": "standard", "total_max_attempts": 2},
+            # botocore >= 1.36 computes a CRC32 of every body by default: a second pass
+            # over every byte uploaded (0.15 s of CPU per 512 MiB here) on top of the
+            # SigV4 payload hash. As before 1.36 (and as s3transfer and MLflow ran for
+            # years), checksums only where an operation requires one (DeleteObjects).
+            request_checksum_calculation="when_required",
         ),
     )
     extra = config.extra_args
@@ -88,6 +99,27 @@ def _make_client(config: S3Config) -> S3Client:
     events.register("before-sign.s3", _prepare_presigned)
     events.register_last("before-call.s3", _no_continue_for_small_bodies)
     return client
+
+
+def parse_timestamp(value: Any) -> datetime.datetime:
+    """S3's ``2024-01-31T12:00:00.000Z`` quickly, anything else as botocore parses it."""
+    if isinstance(value, str) and value[-1:] == "Z" and value[10:11] == "T" and len(value) in (20, 24):
+        try:
+            return datetime.datetime(
+                int(value[0:4]),
+                int(value[5:7]),
+                int(value[8:10]),
+                int(value[11:13]),
+                int(value[14:16]),
+                int(value[17:19]),
+                int(value[20:23]) * 1000 if len(value) == 24 else 0,
+                tzinfo=datetime.timezone.utc,
+            )
+        except ValueError:
+            pass
+    from botocore.utils import parse_timestamp as parse
+
+    return parse(value)
 
 
 def _check_extra_args(client: S3Client, extra: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from mlartifacts import MultipartLimits, Part, PendingUpload, PresignedUrl, hook
 
 from ._client import signed_headers
 from ._errors import error_code, translate, translated
-from ._root import S3Root, content_type
+from ._root import S3Root, put_params
 
 __all__ = [
     "LIMITS",
@@ -32,7 +32,7 @@ LIMITS = MultipartLimits(5 * MiB, 5 * 1024 * MiB, 10_000)
 def create_multipart(root: S3Root, path: str) -> str:
     key = root.key(path)
     with translated(root, key):
-        response = root.client.create_multipart_upload(Bucket=root.bucket, Key=key, **content_type(key))
+        response = root.client.create_multipart_upload(Bucket=root.bucket, Key=key, **put_params(key))
     return response["UploadId"]
 
 
@@ -129,7 +129,7 @@ def presign(
         params.update(UploadId=upload_id, PartNumber=part_number)
     else:
         operation = "put_object"
-        params.update(content_type(key))
+        params.update(put_params(key))
     # SigV4 query signing; the bucket owner is folded into the signed query and any
     # other signed header (Content-Type, encryption...) is returned for the client to send.
     with translated(root, key), signed_headers() as headers:

@@ -17,7 +17,7 @@ from mlartifacts.hookspecs import Progress
 from mlartifacts.transfer import time_left
 
 from ._errors import BY_CODE, error_code, translate, translated
-from ._root import S3Root, content_type
+from ._root import S3Root, put_params
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -151,7 +151,7 @@ def upload(root: S3Root, path: str, local_file: str, progress: Progress) -> None
     # once (checksum, signature) before it sends it.
     key = root.key(path)
     with open(local_file, "rb") as body, translated(root, key):
-        root.client.put_object(Bucket=root.bucket, Key=key, Body=body, **content_type(key))
+        root.client.put_object(Bucket=root.bucket, Key=key, Body=body, **put_params(key))
         progress(os.fstat(body.fileno()).st_size)
 
 
@@ -162,7 +162,7 @@ def write(root: S3Root, path: str, chunks: Iterable[bytes]) -> None:
     data = b"".join(chunks)
     key = root.key(path)
     with translated(root, key):
-        root.client.put_object(Bucket=root.bucket, Key=key, Body=data, **content_type(key))
+        root.client.put_object(Bucket=root.bucket, Key=key, Body=data, **put_params(key))
 
 
 @hookimpl

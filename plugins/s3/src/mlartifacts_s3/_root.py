@@ -16,7 +16,7 @@ from ._config import S3Config
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["S3Root", "content_type", "parse_uri"]
+__all__ = ["S3Root", "content_type", "parse_uri", "put_params"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,16 @@ class S3Root(KeyPrefix):
     def endpoint(self) -> str:
         """The endpoint requests go to, for messages."""
         return self.config.endpoint_url or self.client.meta.endpoint_url
+
+
+def put_params(key: str) -> dict[str, Any]:
+    """The object's own arguments of every write of ``key`` (PutObject, multipart create, presigned PUT).
+
+    The one place that says what an object is stored with, in boto3's names: the
+    obstore path (:mod:`._fast`) maps the same arguments to its headers, and
+    ``MLFLOW_S3_UPLOAD_EXTRA_ARGS`` is merged over them by the client's event handler.
+    """
+    return content_type(key)
 
 
 def content_type(key: str) -> dict[str, Any]:
