@@ -9,6 +9,7 @@ to a :class:`Progress` listener, and written atomically on the local side.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -23,7 +24,7 @@ from .._backend import Backend
 from .._types import FileInfo
 from ..config import Settings
 from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, OperationTimeout, TransferError
-from . import _batches, _chunked
+from . import _batches, _chunked, _digest
 from ._local import atomic_destination, verify, walk_files
 from ._progress import AttemptCounter, Forward, NullProgress, Progress, Tally
 from ._retry import Cancelled, JobContext, pause, retry
@@ -202,8 +203,10 @@ class TransferEngine:
                     log.info("%s: multipart refused; uploading in one request", backend.where(path))
         counter = AttemptCounter(progress, ctx)
 
+        digest = _digest.file_sha256(local_file)  # sent whole: a small file, or a store without parts
+
         def attempt() -> None:
-            backend.upload(path, local_file, counter)
+            backend.upload(path, local_file, counter, digest)
             if counter.sent < size:  # the backend reported less (or nothing): settle the count
                 counter(size - counter.sent)
 
@@ -235,13 +238,15 @@ class TransferEngine:
                 and size >= settings.ranged_download_threshold
                 and size > settings.ranged_download_chunksize
             ):
+                if info.digest is None and expected is not None:  # a listing without digests (S3)
+                    info = retry(lambda: backend.stat(path), ctx, settings, what=f"stat {where}")
                 checked = info
 
                 def ranged() -> None:
                     _chunked.download_ranges(
                         backend, path, tmp, size, self._chunks(), settings, ctx, progress
                     )
-                    verify(tmp, checked, where)
+                    _check(tmp, checked, None, where, backend.name)
 
                 retry(ranged, ctx, settings, what=ctx.what)
             else:
@@ -249,8 +254,8 @@ class TransferEngine:
                 checked = info
 
                 def attempt() -> None:
-                    backend.download(path, tmp, counter)
-                    verify(tmp, checked, where)
+                    sent = backend.download(path, tmp, counter)
+                    _check(tmp, checked, sent, where, backend.name)
                     received = os.path.getsize(tmp)
                     if counter.sent < received:
                         counter(received - counter.sent)
@@ -399,11 +404,13 @@ class TransferEngine:
         chunks: Iterable[bytes],
         size_hint: int | None = None,
         progress: Progress | None = None,
+        digest: str | None = None,
     ) -> None:
         """Write an object from a stream of unknown length, multipart where the backend has it.
 
         Runs in the calling thread (which keeps consuming ``chunks``); parts go out
-        in parallel. Nothing is visible at ``path`` unless the whole stream arrived.
+        in parallel. Nothing is visible at ``path`` unless the whole stream arrived
+        (and, given ``digest``, its SHA-256 matched where the bytes pass the engine).
         """
         progress = progress or NullProgress()
         progress.begin(size_hint, 1)
@@ -413,10 +420,19 @@ class TransferEngine:
             limits = backend.multipart_limits
             if limits is not None:
                 _chunked.upload_stream_parts(
-                    backend, limits, chunks, size_hint, path, self._chunks(), self.settings, ctx, progress
+                    backend,
+                    limits,
+                    chunks,
+                    size_hint,
+                    path,
+                    self._chunks(),
+                    self.settings,
+                    ctx,
+                    progress,
+                    digest,
                 )
             else:
-                _chunked.write_whole(backend, path, chunks, progress, ctx)
+                _chunked.write_whole(backend, path, chunks, progress, ctx, digest)
             progress.file_done(path)
         except Cancelled as exc:  # the stream's own parts failed; their error was raised instead
             raise TransferError(f"{ctx.what}: cancelled") from exc
@@ -488,7 +504,8 @@ class TransferEngine:
         info = self.call(f"stat {src.where(src_path)}", lambda: src.stat(src_path))
         if info.is_dir:
             raise InvalidPath(f"{src.where(src_path)} is a directory; copy it as a tree")
-        self.write_stream(dst, dst_path, self.read_stream(src, src_path), info.file_size, progress)
+        stream = self.read_stream(src, src_path)
+        self.write_stream(dst, dst_path, stream, info.file_size, progress, info.digest)
 
     def copy_tree(
         self,
@@ -520,6 +537,18 @@ class TransferEngine:
         finally:
             progress.end()
         return targets
+
+
+def _check(local_file: str, info: FileInfo, sent: str | None, where: str, backend: str) -> None:
+    """Verify a received file: its size, then the SHA-256 recorded with it, else the native checksum.
+
+    ``sent`` is the digest the storage sent with these very bytes (it wins over a
+    listing's, which may describe an older version).
+    """
+    digest = sent or info.digest
+    verify(local_file, info if digest is None else dataclasses.replace(info, checksum=None), where)
+    if digest is not None:
+        _digest.verify_file(local_file, digest, where, backend)
 
 
 def _prepended(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

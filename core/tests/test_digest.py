@@ -1,0 +1,137 @@
+"""Digests (issue 15): computed while uploading, recorded, returned, and checked on download."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlartifacts import ArtifactStore, MultipartLimits, PluginRegistry, Settings
+from mlartifacts.errors import IntegrityError
+from mlartifacts.testing import MemoryBackend
+from mlartifacts.testing.contract import random_bytes
+from mlartifacts.transfer._digest import OrderedHasher, file_sha256, from_base64, to_base64
+
+KiB = 1024
+LIMITS = MultipartLimits(min_part_size=4 * KiB, max_part_size=1 << 20, max_parts=1000)
+FAST = Settings(
+    retry_backoff=0.001,
+    retry_backoff_max=0.01,
+    max_retries=2,
+    multipart_threshold=16 * KiB,
+    multipart_chunksize=4 * KiB,
+    ranged_download_threshold=16 * KiB,
+    ranged_download_chunksize=4 * KiB,
+    max_workers=4,
+)
+
+
+@pytest.fixture
+def backend() -> MemoryBackend:
+    return MemoryBackend(LIMITS, chunk_size=1000)
+
+
+@pytest.fixture
+def store(backend: MemoryBackend) -> Iterator[ArtifactStore]:
+    registry = PluginRegistry(autoload=False)
+    registry.register(backend, "memory")
+    with ArtifactStore("memory://b/root", registry=registry, settings=FAST) as store:
+        yield store
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, 1000, 10 * 4 * KiB + 123], ids=["empty", "whole", "multipart"])
+def test_upload_records_the_digest(
+    store: ArtifactStore, backend: MemoryBackend, tmp_path: Path, size: int
+) -> None:
+    data = random_bytes(size)
+    (tmp_path / "f.bin").write_bytes(data)
+    store.upload_file(str(tmp_path / "f.bin"), "d/f.bin")
+    assert backend.count("complete_multipart") == (1 if size > 16 * KiB else 0)
+    assert store.stat("d/f.bin").digest == sha(data)
+    assert [e.digest for e in store.list_artifacts("d")] == [sha(data)]
+
+
+@pytest.mark.parametrize("size", [100, 40 * KiB], ids=["short", "parts"])
+def test_stream_records_the_digest(store: ArtifactStore, size: int) -> None:
+    data = random_bytes(size)
+    store.write("s.bin", (data[i : i + 1000] for i in range(0, size, 1000)))
+    assert store.stat("s.bin").digest == sha(data)
+
+
+@pytest.mark.parametrize("size", [100, 40 * KiB], ids=["short", "parts"])
+def test_stream_with_a_wrong_announced_digest_stores_nothing(
+    store: ArtifactStore, backend: MemoryBackend, size: int
+) -> None:
+    data = random_bytes(size)
+    with pytest.raises(IntegrityError, match="SHA-256") as caught:
+        store.engine.write_stream(store.backend, "s.bin", [data], size, digest=sha(b"other"))
+    assert sha(b"other") in str(caught.value) and sha(data) in str(caught.value)
+    assert backend.objects("b") == {}
+    assert backend.pending_uploads() == []
+
+
+@pytest.mark.parametrize("size", [1000, 10 * 4 * KiB + 123], ids=["single", "ranged"])
+def test_a_byte_flipped_in_storage_is_caught(
+    store: ArtifactStore, backend: MemoryBackend, tmp_path: Path, size: int
+) -> None:
+    data = random_bytes(size)
+    store.write_bytes("f.bin", data)
+    backend.corrupt_stored("b", "root/f.bin", offset=size // 2)
+    dest = tmp_path / "out" / "f.bin"
+    dest.parent.mkdir()
+    with pytest.raises(IntegrityError) as caught:
+        store.download_file("f.bin", str(dest))
+    message = str(caught.value)
+    assert "memory://b/root/f.bin" in message and "memory backend" in message
+    assert sha(data) in message  # the recorded digest
+    assert sha(backend.objects("b")["root/f.bin"]) in message  # and the received one
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_a_byte_flipped_in_a_tree_is_caught(
+    store: ArtifactStore, backend: MemoryBackend, tmp_path: Path
+) -> None:
+    for i in range(3):
+        store.write_bytes(f"t/{i}.bin", random_bytes(500 + i))
+    backend.corrupt_stored("b", "root/t/1.bin")
+    with pytest.raises(IntegrityError, match=r"t/1\.bin"):
+        store.download_tree("t", str(tmp_path / "t"))
+    assert not (tmp_path / "t" / "1.bin").exists()
+
+
+def test_copy_keeps_the_digest(store: ArtifactStore) -> None:
+    data = random_bytes(3000)
+    store.write_bytes("a.bin", data)
+    store.copy_to("a.bin", store, "b.bin")
+    assert store.stat("b.bin").digest == sha(data)
+
+
+def test_ordered_hasher_hashes_parts_in_order_whatever_the_arrival() -> None:
+    parts = [random_bytes(1000 + i) for i in range(20)]
+    hasher = OrderedHasher()
+    order = list(range(20))[::-1]
+    threads = [threading.Thread(target=hasher.feed, args=(i + 1, parts[i])) for i in order]
+    assert hasher.hexdigest(20) is None
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    hasher.feed(3, parts[2])  # a retried part is hashed once
+    assert hasher.hexdigest(20) == sha(b"".join(parts))
+    assert hasher.hexdigest(21) is None
+
+
+def test_file_sha256_and_base64(tmp_path: Path) -> None:
+    data = random_bytes(5 * 1024 * 1024 + 7)
+    (tmp_path / "f").write_bytes(data)
+    assert file_sha256(str(tmp_path / "f")) == sha(data)
+    assert file_sha256(str(tmp_path / "f"), 100) == sha(data[:100])
+    assert from_base64(to_base64(sha(data))) == sha(data)
+    assert from_base64("not base64!") is None
