@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from mlartifacts import ArtifactStore, Capabilities, MultipartLimits, PluginRegistry, PresignedUrl, hookimpl
 from mlartifacts.errors import TransientError
+from mlartifacts.paths import DIGEST_PREFIX
 from mlartifacts.server import ServerConfig, create_app
 from mlartifacts.testing import MemoryBackend
 from mlartifacts.testing.contract import random_bytes
@@ -276,7 +277,8 @@ def test_mlflow_client_end_to_end(server: Any, client_env: pytest.MonkeyPatch, t
     assert (out / "sub" / "b.bin").read_bytes() == random_bytes(300_000)
     repo.delete_artifacts("tree")
     assert [f.path for f in repo.list_artifacts()] == ["a.txt"]
-    assert sorted(os.listdir(server.destination / "5" / run / "artifacts")) == ["a.txt"]
+    stored = sorted(os.listdir(server.destination / "5" / run / "artifacts"))
+    assert stored == [f"{DIGEST_PREFIX}a.txt", "a.txt"]  # the file, and its digest's sidecar
 
 
 def test_mlflow_client_with_auth(tmp_path: Path, client_env: pytest.MonkeyPatch) -> None:

@@ -167,7 +167,7 @@ class Backend:
         """Entries below ``path`` (re-validated, temporaries hidden)."""
         entries = self._call("list", path, recursive=recursive)
         for info in self._iterate("list", path, entries or ()):
-            if _paths.basename(info.path).startswith(_paths.TEMP_PREFIX):
+            if _paths.basename(info.path).startswith(_paths.RESERVED_PREFIXES):
                 continue
             try:
                 clean = _paths.normalize(info.path)

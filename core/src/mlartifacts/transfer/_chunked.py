@@ -319,6 +319,8 @@ def write_whole(
     ``digest`` (the caller's SHA-256 of the stream) goes to the backend, which records
     it and, where it sees the bytes itself, checks it before the object is committed.
     """
+    if digest is not None:
+        chunks = _digest.verified(chunks, digest, backend.where(path))
     source = _Source(chunks, progress, ctx)
     try:
         if ctx.timeout is None:

@@ -16,14 +16,18 @@ from typing import Iterable, Iterator
 from ..errors import IntegrityError
 
 __all__ = [
+    "DigestFieldError",
     "Hashing",
     "OrderedHasher",
     "file_sha256",
     "from_base64",
+    "http_field",
+    "parse_http_field",
     "mismatch",
     "sha256_hex",
     "to_base64",
     "valid_hex",
+    "verified",
     "verify_file",
 ]
 
@@ -64,6 +68,35 @@ def from_base64(value: str) -> str | None:
     except (ValueError, TypeError):
         return None
     return raw.hex() if len(raw) == hashlib.sha256().digest_size else None
+
+
+def http_field(hex_digest: str) -> str:
+    """The ``Repr-Digest`` / ``Content-Digest`` value for a SHA-256 (RFC 9530): ``sha-256=:<b64>:``."""
+    return f"sha-256=:{to_base64(hex_digest)}:"
+
+
+class DigestFieldError(ValueError):
+    """A ``Content-Digest`` / ``Repr-Digest`` whose ``sha-256`` member is not a SHA-256."""
+
+
+def parse_http_field(value: str | None) -> str | None:
+    """The SHA-256 (hex) in a ``Content-Digest`` / ``Repr-Digest`` field, or None without one.
+
+    The field is a structured-field dictionary (RFC 8941) of algorithm to byte sequence;
+    other algorithms are ignored. A malformed ``sha-256`` member raises DigestFieldError.
+    """
+    if not value:
+        return None
+    for member in value.split(","):
+        key, _, item = member.strip().partition("=")
+        if key.strip().lower() != "sha-256":
+            continue
+        item = item.split(";", 1)[0].strip()  # parameters, if any, say nothing we use
+        found = from_base64(item[1:-1]) if len(item) > 2 and item[0] == item[-1] == ":" else None
+        if found is None:
+            raise DigestFieldError(f"the sha-256 digest {item!r} is not a base64 SHA-256 between colons")
+        return found
+    return None
 
 
 def valid_hex(value: object) -> str | None:
@@ -159,6 +192,20 @@ class Hashing:
     def hexdigest(self) -> str | None:
         """The digest of the whole stream, or None while it is not finished."""
         return self._digest.hexdigest() if self.done else None
+
+
+def verified(chunks: Iterable[bytes], expected: str, where: str) -> Iterator[bytes]:
+    """``chunks`` unchanged, but at their end an IntegrityError instead of the end if they differ.
+
+    A backend's ``write`` stores nothing when its stream raises, and it cannot have
+    committed anything before the end of the stream: so bytes that do not match the
+    announced digest are never stored, whatever the backend checks itself.
+    """
+    hashed = Hashing(chunks)
+    yield from hashed
+    received = hashed.hexdigest()
+    if received is not None and received != expected:
+        raise mismatch(where, expected, received, "the writer announced")
 
 
 def verify_file(local_file: str, expected: str, where: str, backend: str) -> None:

@@ -86,7 +86,8 @@ def walk_files(local_dir: str) -> list[tuple[str, str, int]]:
     """Every file below ``local_dir`` as (local path, relative POSIX path, size), sorted.
 
     Symbolic links to files are followed (their content is uploaded); links to
-    directories are not descended, as ``os.walk`` does by default.
+    directories are not descended, as ``os.walk`` does by default. Names reserved by
+    mlartifacts (temporaries, digest sidecars: a directory that is a store) are skipped.
     """
     if not os.path.isdir(local_dir):
         raise NotFound(f"local directory {local_dir!r} does not exist")
@@ -94,6 +95,8 @@ def walk_files(local_dir: str) -> list[tuple[str, str, int]]:
     for directory, dirnames, filenames in os.walk(local_dir):
         dirnames.sort()
         for name in sorted(filenames):
+            if name.startswith(_paths.RESERVED_PREFIXES):
+                continue
             local = os.path.join(directory, name)
             rel = os.path.relpath(local, local_dir).replace(os.sep, "/")
             try:

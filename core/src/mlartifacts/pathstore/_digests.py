@@ -1,0 +1,93 @@
+"""Digests of path-store files, kept in hidden sidecar files (issue 15).
+
+For ``dir/name`` the sidecar is ``dir/.mlartifacts-sha256.name`` and holds one line,
+``sha256 <hex> <size> <mtime>``: the SHA-256 of the file and the size and
+modification time the file had when it was recorded. The toolkit writes it before
+the file's temporary is renamed into place (a rename keeps both), so a sidecar
+whose size or time differ from the file's describes other bytes and is ignored.
+Any store made of the eight primitives gets this; nothing is asked of its plugin.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..paths import DIGEST_PREFIX
+from ..transfer._digest import valid_hex
+from ._protocol import PathFileSystem, PathInfo
+
+__all__ = ["SIDECAR_LIMIT", "format_line", "read_digest", "remove_sidecar", "sidecar_of"]
+
+log = logging.getLogger("mlartifacts.pathstore")
+
+#: The longest name (in UTF-8 bytes) most filesystems accept; longer sidecars are not made.
+SIDECAR_LIMIT = 255
+_MAX_LINE = 256
+
+
+def sidecar_of(fs: PathFileSystem, path: str) -> str | None:
+    """The sidecar's path for the file at ``path``, or None when its name would be too long."""
+    directory, name = fs.pathmod.split(path)
+    sidecar = DIGEST_PREFIX + name
+    if len(sidecar.encode("utf-8", "surrogateescape")) > SIDECAR_LIMIT:
+        return None
+    joined: str = fs.pathmod.join(directory, sidecar)
+    return joined
+
+
+def format_line(digest: str, info: PathInfo) -> bytes:
+    """The sidecar's content for a file of ``digest`` and the size and time in ``info``."""
+    modified = "-" if info.modified is None else repr(info.modified)  # a store without times
+    return f"sha256 {digest} {info.size} {modified}\n".encode("ascii")
+
+
+def _same_time(text: str, actual: float | None) -> bool:
+    if text == "-" or actual is None:
+        return text == "-" and actual is None
+    recorded = float(text)
+    if recorded == actual:
+        return True
+    # Stores that give whole seconds (FTP, SFTP v3) in one answer and more in another.
+    whole = float(recorded).is_integer() or float(actual).is_integer()
+    return whole and int(recorded) == int(actual)
+
+
+def parse(text: bytes, size: int | None, modified: float | None) -> str | None:
+    """The digest a sidecar records, if it describes a file of this size and time."""
+    try:
+        kind, digest, recorded_size, recorded_time = text.decode("ascii").split()
+        if kind != "sha256" or int(recorded_size) != size:
+            return None
+        if not _same_time(recorded_time, modified):
+            return None
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return valid_hex(digest)
+
+
+def read_digest(fs: PathFileSystem, path: str, size: int | None, modified: float | None) -> str | None:
+    """The SHA-256 recorded for the file at ``path`` (of this size and time), or None."""
+    sidecar = sidecar_of(fs, path)
+    if sidecar is None:
+        return None
+    try:
+        reader = fs.open_read(sidecar, 0, _MAX_LINE)
+        try:
+            text = reader.read(_MAX_LINE)
+        finally:
+            reader.close()
+    except Exception as exc:  # noqa: BLE001 - no readable sidecar: the digest is just unknown
+        log.debug("no digest for %s: %s", path, exc)
+        return None
+    return parse(text, size, modified)
+
+
+def remove_sidecar(fs: PathFileSystem, path: str) -> None:
+    """Remove the sidecar of a removed file, if there is one (best effort)."""
+    sidecar = sidecar_of(fs, path)
+    if sidecar is None:
+        return
+    try:
+        fs.remove(sidecar)
+    except Exception as exc:  # noqa: BLE001 - usually none was there; a stale one is ignored anyway
+        log.debug("no sidecar removed for %s: %s", path, exc)
