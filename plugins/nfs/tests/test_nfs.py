@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import threading
@@ -12,7 +13,7 @@ import pytest
 
 from mlartifacts import ArtifactStore
 from mlartifacts.errors import InvalidPath, InvalidUri, NotFound
-from mlartifacts.paths import TEMP_PREFIX
+from mlartifacts.paths import DIGEST_PREFIX, TEMP_PREFIX
 
 
 @pytest.fixture
@@ -61,8 +62,9 @@ def test_failed_write_leaves_no_trace(store: ArtifactStore, root: Path) -> None:
         store.write("new.txt", chunks())
     with pytest.raises(ConnectionResetError):
         store.write("keep.txt", chunks())
-    assert sorted(p.name for p in root.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in root.iterdir()) == [f"{DIGEST_PREFIX}keep.txt", "keep.txt"]
     assert (root / "keep.txt").read_bytes() == b"keep"
+    assert store.stat("keep.txt").digest == hashlib.sha256(b"keep").hexdigest()  # the sidecar still holds
 
 
 def test_temporaries_are_hidden(store: ArtifactStore, root: Path) -> None:
