@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from mlartifacts import Checksum, FileInfo, hookimpl
 from mlartifacts.errors import BackendError, NotFound, NotSupported, OperationTimeout
@@ -87,7 +87,7 @@ def _diagnose(root: S3Root, key: str, exc: Exception) -> Exception:
     return translate(exc, root, key)
 
 
-def recorded_digest(response: dict[str, Any]) -> str | None:
+def recorded_digest(response: Mapping[str, Any]) -> str | None:
     """The SHA-256 recorded in an object's metadata (HeadObject and GetObject both carry it)."""
     metadata = response.get("Metadata") or {}
     return valid_hex(metadata.get(DIGEST_KEY))
