@@ -135,3 +135,25 @@ def test_file_sha256_and_base64(tmp_path: Path) -> None:
     assert file_sha256(str(tmp_path / "f"), 100) == sha(data[:100])
     assert from_base64(to_base64(sha(data))) == sha(data)
     assert from_base64("not base64!") is None
+
+
+def test_digests_can_be_turned_off(backend: MemoryBackend, tmp_path: Path) -> None:
+    registry = PluginRegistry(autoload=False)
+    registry.register(backend, "memory")
+    off = FAST.replace(digests=False)
+    data = random_bytes(10 * 4 * KiB + 123)
+    (tmp_path / "f.bin").write_bytes(data)
+    with ArtifactStore("memory://b/root", registry=registry, settings=off) as store:
+        store.upload_file(str(tmp_path / "f.bin"), "big.bin")  # multipart
+        store.write_bytes("small.bin", data[:100])  # a stream: its bytes are in memory, hashed anyway
+        assert store.stat("big.bin").digest is None
+        assert store.stat("small.bin").digest == sha(data[:100])
+        backend.corrupt_stored("b", "root/small.bin")
+        # Without digests only the size and the native checksum (memory: MD5) are checked.
+        with pytest.raises(IntegrityError, match="md5"):
+            store.download_file("small.bin", str(tmp_path / "out.bin"))
+
+
+def test_digests_setting_from_the_environment() -> None:
+    assert Settings.from_env({}).digests is True
+    assert Settings.from_env({"MLARTIFACTS_DIGESTS": "false"}).digests is False

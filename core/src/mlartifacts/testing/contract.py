@@ -38,11 +38,29 @@ from ._fixtures import ContractFixtures, digest, random_bytes, read_tree, write_
 #: Flips one byte of the stored file at an artifact path, behind the backend's back.
 Corrupt = Callable[[ArtifactStore, str], None]
 
+
+def flip_byte_in_place(local_path: str | os.PathLike[str]) -> None:
+    """Flip the middle byte of a file on this machine's disk, its modification time put back.
+
+    What bit rot leaves: same size, same time, other bytes. For path stores whose test
+    server serves a local directory (sftp, ftp): their ``corrupt`` fixture maps the
+    artifact to its file and calls this.
+    """
+    before = os.stat(local_path)
+    with open(local_path, "r+b") as f:
+        f.seek(before.st_size // 2)
+        byte = f.read(1)
+        f.seek(before.st_size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(local_path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 __all__ = [
     "ArtifactStoreContract",
     "BatchTests",
     "ContractFixtures",
     "DeleteTests",
+    "Corrupt",
     "ErrorTests",
     "IntegrityTests",
     "ListingTests",
@@ -53,6 +71,7 @@ __all__ = [
     "StreamTests",
     "TreeTests",
     "ConcurrencyTests",
+    "flip_byte_in_place",
     "random_bytes",
     "write_tree",
 ]

@@ -149,7 +149,8 @@ def upload_file_parts(
         lambda: backend.create_multipart(path, size, part_size), ctx, settings, what=f"create {where}"
     )
     file_ctx, ctx = ctx, ctx.child()  # a failed part stops its siblings, not the file's job
-    hasher = _digest.OrderedHasher()  # the file's SHA-256, from the parts as they are read
+    # The file's SHA-256, from the parts as they are read (None: MLARTIFACTS_DIGESTS=false).
+    hasher = _digest.OrderedHasher() if settings.digests else None
     try:
         with open(local_file, "rb") as f:
             fd = f.fileno()
@@ -163,7 +164,8 @@ def upload_file_parts(
                     data = _pread_exact(fd, length, offset)
                     if len(data) != length:
                         raise IntegrityError(f"{local_file} shrank while it was being uploaded")
-                    hasher.feed(number, data)
+                    if hasher is not None:
+                        hasher.feed(number, data)
                     etag = backend.upload_part(path, upload_id, number, data)
                     counter(length)
                     return Part(number, etag)
@@ -177,7 +179,7 @@ def upload_file_parts(
                 )
 
             parts = map_chunks(pool, send, range(1, count + 1), ctx)
-        digest = hasher.hexdigest(count)
+        digest = hasher.hexdigest(count) if hasher is not None else None
         retry(
             lambda: backend.complete_multipart(path, upload_id, parts, digest),
             file_ctx,

@@ -203,7 +203,8 @@ class TransferEngine:
                     log.info("%s: multipart refused; uploading in one request", backend.where(path))
         counter = AttemptCounter(progress, ctx)
 
-        digest = _digest.file_sha256(local_file)  # sent whole: a small file, or a store without parts
+        # Sent whole (a small file, or a store without parts): hashed first, from the page cache.
+        digest = _digest.file_sha256(local_file) if self.settings.digests else None
 
         def attempt() -> None:
             backend.upload(path, local_file, counter, digest)
@@ -238,7 +239,7 @@ class TransferEngine:
                 and size >= settings.ranged_download_threshold
                 and size > settings.ranged_download_chunksize
             ):
-                if info.digest is None and expected is not None:  # a listing without digests (S3)
+                if info.digest is None and expected is not None and settings.digests:  # S3's listings
                     info = retry(lambda: backend.stat(path), ctx, settings, what=f"stat {where}")
                 checked = info
 
@@ -246,7 +247,7 @@ class TransferEngine:
                     _chunked.download_ranges(
                         backend, path, tmp, size, self._chunks(), settings, ctx, progress
                     )
-                    _check(tmp, checked, None, where, backend.name)
+                    _check(tmp, checked, None, where, backend.name, settings.digests)
 
                 retry(ranged, ctx, settings, what=ctx.what)
             else:
@@ -255,7 +256,7 @@ class TransferEngine:
 
                 def attempt() -> None:
                     sent = backend.download(path, tmp, counter)
-                    _check(tmp, checked, sent, where, backend.name)
+                    _check(tmp, checked, sent, where, backend.name, settings.digests)
                     received = os.path.getsize(tmp)
                     if counter.sent < received:
                         counter(received - counter.sent)
@@ -539,13 +540,16 @@ class TransferEngine:
         return targets
 
 
-def _check(local_file: str, info: FileInfo, sent: str | None, where: str, backend: str) -> None:
+def _check(
+    local_file: str, info: FileInfo, sent: str | None, where: str, backend: str, digests: bool
+) -> None:
     """Verify a received file: its size, then the SHA-256 recorded with it, else the native checksum.
 
     ``sent`` is the digest the storage sent with these very bytes (it wins over a
-    listing's, which may describe an older version).
+    listing's, which may describe an older version). ``digests`` False: size and
+    native checksum only (``MLARTIFACTS_DIGESTS=false``).
     """
-    digest = sent or info.digest
+    digest = (sent or info.digest) if digests else None
     verify(local_file, info if digest is None else dataclasses.replace(info, checksum=None), where)
     if digest is not None:
         _digest.verify_file(local_file, digest, where, backend)
