@@ -6,10 +6,11 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mlartifacts import ArtifactStore, MultipartLimits, PluginRegistry, Settings
+from mlartifacts import ArtifactStore, MultipartLimits, PluginRegistry, Settings, hookimpl
 from mlartifacts.errors import IntegrityError
 from mlartifacts.testing import MemoryBackend
 from mlartifacts.testing.contract import random_bytes
@@ -157,3 +158,48 @@ def test_digests_can_be_turned_off(backend: MemoryBackend, tmp_path: Path) -> No
 def test_digests_setting_from_the_environment() -> None:
     assert Settings.from_env({}).digests is True
     assert Settings.from_env({"MLARTIFACTS_DIGESTS": "false"}).digests is False
+
+
+BIG = 9 * 1024 * 1024  # above the size from which a single-stream download is hashed as it arrives
+
+
+def one_stream(backend: MemoryBackend) -> ArtifactStore:
+    registry = PluginRegistry(autoload=False)
+    registry.register(backend, "memory")
+    settings = FAST.replace(ranged_download_threshold=1 << 40)  # one stream, whatever the size
+    return ArtifactStore("memory://b/root", registry=registry, settings=settings)
+
+
+def test_a_large_download_is_hashed_as_it_arrives(backend: MemoryBackend, tmp_path: Path) -> None:
+    data = random_bytes(BIG)
+    with one_stream(backend) as store:
+        store.write_bytes("big.bin", data)
+        out = store.download_file("big.bin", str(tmp_path / "big.bin"))
+        assert Path(out).read_bytes() == data
+        backend.corrupt_stored("b", "root/big.bin", offset=BIG - 1)  # in the tail
+        with pytest.raises(IntegrityError, match="SHA-256"):
+            store.download_file("big.bin", str(tmp_path / "again.bin"))
+        assert not (tmp_path / "again.bin").exists()
+
+
+class Backwards(MemoryBackend):
+    """Writes a download from its end to its start (a plugin the trailing hash cannot follow)."""
+
+    @hookimpl
+    def download(self, root: Any, path: str, local_file: str, progress: Any) -> str | None:
+        obj = self._get(root, path)
+        with open(local_file, "r+b") as f:
+            f.truncate(len(obj.data))
+            for start in reversed(range(0, len(obj.data), 1 << 20)):
+                f.seek(start)
+                f.write(obj.data[start : start + (1 << 20)])
+                progress(min(1 << 20, len(obj.data) - start))
+        return obj.digest
+
+
+def test_a_plugin_writing_out_of_order_is_verified_by_a_full_read(tmp_path: Path) -> None:
+    data = random_bytes(BIG, seed=5)
+    with one_stream(Backwards(LIMITS, chunk_size=1 << 20)) as store:
+        store.write_bytes("big.bin", data)
+        out = store.download_file("big.bin", str(tmp_path / "big.bin"))
+        assert Path(out).read_bytes() == data  # no false alarm: the whole file was read again

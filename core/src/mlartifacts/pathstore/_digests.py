@@ -1,11 +1,14 @@
-"""Digests of path-store files, kept in hidden sidecar files (issue 15).
+"""Digests of path-store files: an extended attribute where the store has them, else a sidecar (issue 15).
 
-For ``dir/name`` the sidecar is ``dir/.mlartifacts-sha256.name`` and holds one line,
-``sha256 <hex> <size> <mtime>``: the SHA-256 of the file and the size and
-modification time the file had when it was recorded. The toolkit writes it before
-the file's temporary is renamed into place (a rename keeps both), so a sidecar
-whose size or time differ from the file's describes other bytes and is ignored.
-Any store made of the eight primitives gets this; nothing is asked of its plugin.
+The record is one line, ``sha256 <hex> <size> <mtime>``: the SHA-256 of the file and
+the size and modification time the file had when it was recorded. The toolkit writes
+it before the file's temporary is renamed into place (a rename keeps all three), so a
+record whose size or time differ from the file's describes other bytes and is ignored.
+
+Where the filesystem implements ``get_xattr``/``set_xattr`` (the local disk), the line
+is the temporary's attribute ``user.mlartifacts.sha256``: it moves with the file, atomically.
+Elsewhere (SFTP, FTP, HDFS) it is a sidecar file: for ``dir/name``,
+``dir/.mlartifacts-sha256.name``. Any store made of the eight primitives gets this.
 """
 
 from __future__ import annotations
@@ -16,10 +19,20 @@ from ..paths import DIGEST_PREFIX
 from ..transfer._digest import valid_hex
 from ._protocol import PathFileSystem, PathInfo
 
-__all__ = ["SIDECAR_LIMIT", "format_line", "read_digest", "remove_sidecar", "sidecar_of"]
+__all__ = [
+    "SIDECAR_LIMIT",
+    "XATTR",
+    "format_line",
+    "read_digest",
+    "remove_sidecar",
+    "sidecar_of",
+    "write_xattr",
+]
 
 log = logging.getLogger("mlartifacts.pathstore")
 
+#: The extended attribute holding the record where the filesystem has them.
+XATTR = "user.mlartifacts.sha256"
 #: The longest name (in UTF-8 bytes) most filesystems accept; longer sidecars are not made.
 SIDECAR_LIMIT = 255
 _MAX_LINE = 256
@@ -65,8 +78,38 @@ def parse(text: bytes, size: int | None, modified: float | None) -> str | None:
     return valid_hex(digest)
 
 
-def read_digest(fs: PathFileSystem, path: str, size: int | None, modified: float | None) -> str | None:
-    """The SHA-256 recorded for the file at ``path`` (of this size and time), or None."""
+def read_digest(
+    fs: PathFileSystem, path: str, size: int | None, modified: float | None, sidecar: bool = True
+) -> str | None:
+    """The SHA-256 recorded for the file at ``path`` (of this size and time), or None.
+
+    ``sidecar`` False: the caller knows there is none (a listing did not show one).
+    """
+    if fs.has("get_xattr"):
+        try:
+            line = fs.get_xattr(path, XATTR)
+        except NotImplementedError:
+            line = None
+        except Exception as exc:  # noqa: BLE001 - unreadable: the digest is just unknown
+            log.debug("no digest attribute read for %s: %s", path, exc)
+            line = None
+        if line is not None:
+            return parse(line, size, modified)
+    return _read_sidecar(fs, path, size, modified) if sidecar else None
+
+
+def write_xattr(fs: PathFileSystem, path: str, line: bytes) -> bool:
+    """Record ``line`` as the file's attribute; False where the filesystem cannot (use a sidecar)."""
+    if not fs.has("set_xattr"):
+        return False
+    try:
+        fs.set_xattr(path, XATTR, line)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def _read_sidecar(fs: PathFileSystem, path: str, size: int | None, modified: float | None) -> str | None:
     sidecar = sidecar_of(fs, path)
     if sidecar is None:
         return None

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from ..errors import ArtifactError, InvalidPath, NotFound, PreconditionFailed
 from ..paths import TEMP_PREFIX
 from ..transfer._digest import Hashing, mismatch
-from ._digests import format_line, sidecar_of
+from ._digests import format_line, sidecar_of, write_xattr
 from ._protocol import Progress, Reader, Writer
 from ._root import PathRoot
 from ._tree import makedirs
@@ -129,18 +129,21 @@ def _rename_over(root: PathRoot, temp: str, target: str, where: str) -> None:
 def _record(root: PathRoot, temp: str, target: str, digest: str, where: str) -> None:
     """Write the target's sidecar for the complete temporary (its size and time, which a rename keeps)."""
     fs = root.fs
+    info = fs.stat(temp)
+    if info is None:
+        raise _deleted_meanwhile(where)
+    line = format_line(digest, info)
+    if write_xattr(fs, temp, line):
+        return  # on the file itself: it moves with the rename
     sidecar = sidecar_of(fs, target)
     if sidecar is None:
         log.debug("%s: no digest recorded, the name is too long for a sidecar", where)
         return
-    info = fs.stat(temp)
-    if info is None:
-        raise _deleted_meanwhile(where)
     staged = fs.pathmod.join(fs.pathmod.dirname(target), temporary_name())
     try:
         writer = fs.open_write(staged)
         try:
-            writer.write(format_line(digest, info))
+            writer.write(line)
             writer.close()
         except BaseException:
             writer.abort()

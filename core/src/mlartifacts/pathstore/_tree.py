@@ -93,8 +93,9 @@ def children(root: PathRoot, directory: str, rel: str) -> list[tuple[FileInfo, b
             entry = replace(entry, is_dir=resolved.is_dir, size=resolved.size,
                             modified=entry.modified or resolved.modified)  # fmt: skip
         digest = None
-        if not entry.is_dir and name in recorded:
-            digest = read_digest(fs, fs.pathmod.join(directory, name), entry.size, entry.modified)
+        if not entry.is_dir:
+            path = fs.pathmod.join(directory, name)
+            digest = read_digest(fs, path, entry.size, entry.modified, sidecar=name in recorded)
         found.append((_info(child, entry, digest), bool(entry.is_dir) and not entry.link))
     # A directory sorts as "name/": a depth-first walk then yields paths in sorted order.
     found.sort(key=lambda item: item[0].path + ("/" if item[1] else ""))

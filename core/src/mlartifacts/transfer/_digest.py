@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import threading
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..errors import IntegrityError
 
@@ -19,10 +20,12 @@ __all__ = [
     "DigestFieldError",
     "Hashing",
     "OrderedHasher",
+    "Trailing",
     "file_sha256",
     "from_base64",
     "http_field",
     "parse_http_field",
+    "reporting",
     "mismatch",
     "sha256_hex",
     "to_base64",
@@ -44,6 +47,12 @@ def file_sha256(local_file: str, length: int | None = None) -> str:
     digest = hashlib.sha256()
     with open(local_file, "rb", buffering=0) as f:
         remaining = length
+        if remaining is None:
+            remaining = os.fstat(f.fileno()).st_size
+            if remaining <= _BLOCK:  # a small file: one read, no 4 MiB buffer per worker
+                digest.update(f.read())
+                return digest.hexdigest()
+            remaining = None  # read to the end, wherever it is now
         buffer = bytearray(_BLOCK)
         view = memoryview(buffer)
         while remaining is None or remaining > 0:
@@ -208,8 +217,95 @@ def verified(chunks: Iterable[bytes], expected: str, where: str) -> Iterator[byt
         raise mismatch(where, expected, received, "the writer announced")
 
 
-def verify_file(local_file: str, expected: str, where: str, backend: str) -> None:
-    """Check a received file against the SHA-256 recorded with it; IntegrityError if it differs."""
+class Trailing:
+    """Hashes a file while a download writes it, on a thread of its own, behind the bytes written.
+
+    The download reports bytes as it writes them (``advance``); this thread reads the
+    file up to there (from the page cache: just written) and hashes it, on another core,
+    so that at the end only the tail is left to hash. It assumes the file is written from
+    its start, in order; a plugin that writes otherwise only costs a second, full read:
+    :func:`verify_file` re-reads the whole file before it reports a mismatch.
+    """
+
+    def __init__(self, local_file: str) -> None:
+        self._file = local_file
+        self._digest = hashlib.sha256()
+        self._offset = 0
+        self._reported = 0
+        self._done = False
+        self._failed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="mlartifacts-hash", daemon=True)
+        self._thread.start()
+
+    def advance(self, nbytes: int) -> None:
+        """The download wrote ``nbytes`` more."""
+        with self._cond:
+            self._reported += nbytes
+            if self._reported - self._offset >= _BLOCK:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        try:
+            with open(self._file, "rb", buffering=0) as f:
+                fd = f.fileno()
+                while True:
+                    with self._cond:
+                        while not self._done and self._reported - self._offset < _BLOCK:
+                            self._cond.wait(0.05)
+                        done = self._done
+                    self._hash_available(fd, None if done else _BLOCK)
+                    if done:
+                        return
+        except OSError:
+            self._failed = True
+
+    def _hash_available(self, fd: int, limit: int | None) -> None:
+        """Hash what the file holds past the offset (``limit``: at most one block, else to its end)."""
+        while True:
+            data = os.pread(fd, _BLOCK, self._offset)
+            if not data:
+                return
+            self._digest.update(data)  # without the GIL, while the download goes on
+            self._offset += len(data)
+            if limit is not None:
+                return
+
+    def finish(self) -> str | None:
+        """The digest of the whole file as written (None if it could not be followed)."""
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+        self._thread.join()
+        return None if self._failed else self._digest.hexdigest()
+
+    def abandon(self) -> None:
+        """Stop following the file (the download failed)."""
+        self.finish()
+
+
+def reporting(progress: Callable[[int], None], trailing: Trailing | None) -> Callable[[int], None]:
+    """``progress``, also telling ``trailing`` (when there is one) how far the file is written."""
+    if trailing is None:
+        return progress
+
+    def report(nbytes: int) -> None:
+        progress(nbytes)
+        trailing.advance(nbytes)
+
+    return report
+
+
+def verify_file(
+    local_file: str, expected: str, where: str, backend: str, trailing: Trailing | None = None
+) -> None:
+    """Check a received file against the SHA-256 recorded with it; IntegrityError if it differs.
+
+    With ``trailing`` (a hash made while the file was written) only its tail is read now;
+    if that hash differs, the whole file is read again before anything is reported.
+    """
+    if trailing is not None and trailing.finish() == expected:
+        return
     received = file_sha256(local_file)
     if received != expected:
         raise mismatch(where, expected, received, f"the {backend} backend recorded")

@@ -9,7 +9,6 @@ to a :class:`Progress` listener, and written atomically on the local side.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import os
@@ -25,7 +24,7 @@ from .._types import FileInfo
 from ..config import Settings
 from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, OperationTimeout, TransferError
 from . import _batches, _chunked, _digest
-from ._local import atomic_destination, verify, walk_files
+from ._local import atomic_destination, check_received, walk_files
 from ._progress import AttemptCounter, Forward, NullProgress, Progress, Tally
 from ._retry import Cancelled, JobContext, pause, retry
 
@@ -36,6 +35,8 @@ T = TypeVar("T")
 log = logging.getLogger("mlartifacts.transfer")
 
 _POLL = 0.25
+#: Files downloaded in one stream from this size on are hashed while they arrive.
+_TRAIL = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ class TransferEngine:
                     _chunked.download_ranges(
                         backend, path, tmp, size, self._chunks(), settings, ctx, progress
                     )
-                    _check(tmp, checked, None, where, backend.name, settings.digests)
+                    check_received(tmp, checked, None, where, backend.name, settings.digests)
 
                 retry(ranged, ctx, settings, what=ctx.what)
             else:
@@ -255,8 +256,15 @@ class TransferEngine:
                 checked = info
 
                 def attempt() -> None:
-                    sent = backend.download(path, tmp, counter)
-                    _check(tmp, checked, sent, where, backend.name, settings.digests)
+                    # A large file is hashed while it arrives, on another thread (see Trailing).
+                    trailing = _digest.Trailing(tmp) if settings.digests and (size or 0) >= _TRAIL else None
+                    try:
+                        sent = backend.download(path, tmp, _digest.reporting(counter, trailing))
+                    except BaseException:
+                        if trailing is not None:
+                            trailing.abandon()
+                        raise
+                    check_received(tmp, checked, sent, where, backend.name, settings.digests, trailing)
                     received = os.path.getsize(tmp)
                     if counter.sent < received:
                         counter(received - counter.sent)
@@ -538,21 +546,6 @@ class TransferEngine:
         finally:
             progress.end()
         return targets
-
-
-def _check(
-    local_file: str, info: FileInfo, sent: str | None, where: str, backend: str, digests: bool
-) -> None:
-    """Verify a received file: its size, then the SHA-256 recorded with it, else the native checksum.
-
-    ``sent`` is the digest the storage sent with these very bytes (it wins over a
-    listing's, which may describe an older version). ``digests`` False: size and
-    native checksum only (``MLARTIFACTS_DIGESTS=false``).
-    """
-    digest = (sent or info.digest) if digests else None
-    verify(local_file, info if digest is None else dataclasses.replace(info, checksum=None), where)
-    if digest is not None:
-        _digest.verify_file(local_file, digest, where, backend)
 
 
 def _prepended(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
