@@ -14,9 +14,10 @@ Elsewhere (SFTP, FTP, HDFS) it is a sidecar file: for ``dir/name``,
 from __future__ import annotations
 
 import logging
+import threading
 
 from ..paths import DIGEST_PREFIX
-from ..transfer._digest import valid_hex
+from ..transfer._digest import file_sha256, valid_hex
 from ._protocol import PathFileSystem, PathInfo
 
 __all__ = [
@@ -36,6 +37,33 @@ XATTR = "user.mlartifacts.sha256"
 #: The longest name (in UTF-8 bytes) most filesystems accept; longer sidecars are not made.
 SIDECAR_LIMIT = 255
 _MAX_LINE = 256
+
+
+class _Beside:
+    """A local file's SHA-256, computed on a thread of its own while the caller copies the file."""
+
+    def __init__(self, local_file: str) -> None:
+        self._file = local_file
+        self._digest: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mlartifacts-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._digest = file_sha256(self._file)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> str | None:
+        """The digest (None if the file could not be read: the copy's own error tells why)."""
+        self._thread.join()
+        return self._digest
+
+
+def digest_beside(local_file: str) -> _Beside:
+    """Start hashing ``local_file`` beside a copy of it; ``.result()`` waits for the digest."""
+    return _Beside(local_file)
 
 
 def sidecar_of(fs: PathFileSystem, path: str) -> str | None:

@@ -16,7 +16,7 @@ from ..config import Settings
 from ..errors import ArtifactError, InvalidPath, NotFound
 from ..hookspecs import Progress, hookimpl
 from ..paths import TEMP_PREFIX
-from ._digests import read_digest
+from ._digests import digest_beside, read_digest
 from ._files import CallerError, not_a_file, open_reader, read_blocks, write_atomically, write_stream
 from ._protocol import PathFileSystem
 from ._root import PathRoot
@@ -46,7 +46,7 @@ class PathStorePlugin:
         *,
         schemes: Sequence[str],
         resolve: Resolver,
-        capabilities: Capabilities = Capabilities(ranged_read=True),  # noqa: B008 - frozen
+        capabilities: Capabilities = Capabilities(ranged_read=True, hashes_uploads=True),  # noqa: B008
     ) -> None:
         self._schemes = list(schemes)
         self._resolve = resolve
@@ -116,9 +116,19 @@ class PathStorePlugin:
         fs = root.fs
         with self._errors(root, path, "upload"):
             if fs.has("put_file"):
-                write_atomically(
-                    root, path, lambda temp: fs.put_file(local_file, temp, progress), digest=lambda: digest
-                )
+                # The store copies the file its own way (the local disk: in the kernel); its
+                # SHA-256 is computed meanwhile, on another thread, from the same cached pages.
+                hashed = digest_beside(local_file) if digest is None else None
+                try:
+                    write_atomically(
+                        root,
+                        path,
+                        lambda temp: fs.put_file(local_file, temp, progress),
+                        digest=lambda: digest or (hashed.result() if hashed is not None else None),
+                    )
+                finally:
+                    if hashed is not None:
+                        hashed.result()  # never leave the thread reading a file being replaced
                 return
             with open(local_file, "rb") as src:
                 write_stream(root, path, iter(lambda: src.read(fs.block_size), b""), progress, digest)

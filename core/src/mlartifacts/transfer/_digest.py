@@ -125,8 +125,7 @@ def mismatch(where: str, expected: str, received: str, source: str) -> Integrity
     "the client announced").
     """
     return IntegrityError(
-        f"{where}: the SHA-256 of the received bytes is {received}, but {source} {expected}; "
-        "nothing was stored"
+        f"{where}: the SHA-256 of the received bytes is {received}, but {source} {expected}; nothing was kept"
     )
 
 

@@ -205,7 +205,8 @@ class TransferEngine:
         counter = AttemptCounter(progress, ctx)
 
         # Sent whole (a small file, or a store without parts): hashed first, from the page cache.
-        digest = _digest.file_sha256(local_file) if self.settings.digests else None
+        first = self.settings.digests and not backend.capabilities.hashes_uploads
+        digest = _digest.file_sha256(local_file) if first else None
 
         def attempt() -> None:
             backend.upload(path, local_file, counter, digest)
