@@ -110,7 +110,11 @@ def main() -> None:
                 else:
                     target = f"{root}/up/{uuid.uuid4().hex}"
                 mode_env = {**env, "MLARTIFACTS_DIGESTS": MODES[mode]}
-                return measure([sys.executable, "-c", WORKER, op, source, target], mode_env)
+                result = measure([sys.executable, "-c", WORKER, op, source, target], mode_env)
+                # One big file, downloaded or on the local store: it may go at once (see run_dir).
+                if op.endswith("-file") and (op.startswith("download") or root == roots.get("local")):
+                    shutil.rmtree(target, ignore_errors=True)
+                return result
 
             cases = transfer_cases(args.size_mib, args.files, str(big), big_uri, str(tree), tree_uri)
             compare(cases, list(MODES), args.repeat, run_one, reference="no-digests")
