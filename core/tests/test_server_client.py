@@ -11,13 +11,33 @@ import requests
 from mlartifacts import ArtifactStore
 from mlartifacts.client._uri import resolve
 from mlartifacts.errors import ConfigError, InvalidUri, NotFound, TransientError, Unauthenticated
-from mlartifacts.testing.contract import ArtifactStoreContract, random_bytes, read_tree, write_tree
+from mlartifacts.testing.contract import (
+    ArtifactStoreContract,
+    Corrupt,
+    flip_byte_in_place,
+    random_bytes,
+    read_tree,
+    write_tree,
+)
 
 from .conftest import API, RunningServer
 
 
+def on_the_servers_disk(server: RunningServer) -> Corrupt:
+    """Flip a byte of the file the service keeps on its local disk (its digest left as it was)."""
+
+    def flip(store: ArtifactStore, path: str) -> None:
+        flip_byte_in_place(server.destination / store.backend.root.http.full(path))  # type: ignore[operator]
+
+    return flip
+
+
 class TestProxyClient(ArtifactStoreContract):
     """The whole contract, through `mlartifacts server` on local disk."""
+
+    @pytest.fixture
+    def corrupt(self, server: RunningServer) -> Corrupt:
+        return on_the_servers_disk(server)
 
     @pytest.fixture
     def artifact_uri(self, server: RunningServer, client_env: pytest.MonkeyPatch) -> str:
@@ -30,6 +50,10 @@ class TestProxyClient(ArtifactStoreContract):
 
 class TestMlflowArtifactsUri(ArtifactStoreContract):
     """The same through ``mlflow-artifacts:`` URIs resolved against MLFLOW_TRACKING_URI."""
+
+    @pytest.fixture
+    def corrupt(self, server: RunningServer) -> Corrupt:
+        return on_the_servers_disk(server)
 
     @pytest.fixture
     def artifact_uri(self, server: RunningServer, client_env: pytest.MonkeyPatch) -> str:
