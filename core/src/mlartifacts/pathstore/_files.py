@@ -69,6 +69,9 @@ def write_atomically(
         try:
             try:
                 result = fill(temp)
+                known = digest()
+                if known is not None:  # recorded before the rename, so it is there when the file is
+                    _record(root, temp, target, known, where)
             except CallerError:
                 raise
             except Exception as exc:
@@ -79,9 +82,6 @@ def write_atomically(
                 # The directory was removed behind our back: make it again, and try once more.
                 fs.known_dirs.forget(parent, fs.pathmod.sep)
                 continue
-            known = digest()
-            if known is not None:
-                _record(root, temp, target, known, where)
             _rename_over(root, temp, target, where)
         except BaseException:
             _remove_quietly(root, temp)
@@ -127,7 +127,18 @@ def _rename_over(root: PathRoot, temp: str, target: str, where: str) -> None:
 
 
 def _record(root: PathRoot, temp: str, target: str, digest: str, where: str) -> None:
-    """Write the target's sidecar for the complete temporary (its size and time, which a rename keeps)."""
+    """Record the complete temporary's digest (with its size and time, which a rename keeps)."""
+    try:
+        _record_digest(root, temp, target, digest, where)
+    except Exception as exc:
+        # A concurrent tree delete took the temporary (its directory may even be back):
+        # as when the rename finds it gone, nothing is stored, and the caller is told so.
+        if not root.fs.translate(exc, where, "write").transient and _gone(root, temp):
+            raise _deleted_meanwhile(where) from exc
+        raise
+
+
+def _record_digest(root: PathRoot, temp: str, target: str, digest: str, where: str) -> None:
     fs = root.fs
     info = fs.stat(temp)
     if info is None:
