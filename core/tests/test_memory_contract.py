@@ -51,6 +51,10 @@ class TestMemorySmallParts(ArtifactStoreContract):
 
 class TestMemoryWithoutMultipart(ArtifactStoreContract):
     @pytest.fixture
+    def corrupt(self) -> Corrupt:
+        return flip
+
+    @pytest.fixture
     def registry(self) -> Iterator[PluginRegistry]:
         registry = PluginRegistry(autoload=False)
         registry.register(MemoryBackend(limits=None), "memory")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from pathlib import Path
 
@@ -110,7 +112,10 @@ def test_cli_through_the_service(
     assert read_tree(tmp_path / "back") == files
     assert run(["rm", "-r", f"{uri}/d"]) == 0
     assert run(["ls", "--json", uri]) == 0
-    assert capsys.readouterr().out.strip() == '[{"path": "a.txt", "is_dir": false, "file_size": 1}]'
+    digest = "sha256:" + hashlib.sha256(b"a").hexdigest()  # recorded on upload, listed by the service
+    assert json.loads(capsys.readouterr().out) == [
+        {"path": "a.txt", "is_dir": False, "file_size": 1, "digest": digest}
+    ]
 
 
 def test_listing_from_a_hostile_server_is_sanitized(tmp_path: Path, client_env: pytest.MonkeyPatch) -> None:

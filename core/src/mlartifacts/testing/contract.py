@@ -560,6 +560,8 @@ class IntegrityTests(ContractFixtures):
 
     @pytest.fixture
     def corrupt(self) -> Corrupt:
+        if not self.records_digests:
+            pytest.skip("the storage keeps no digest: only sizes can be checked there")
         pytest.skip("this conformance class supplies no 'corrupt' fixture to change stored bytes")
 
     def _expect(self, store: ArtifactStore, path: str, data: bytes) -> None:
