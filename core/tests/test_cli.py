@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import pty
@@ -63,7 +64,9 @@ def test_cp_between_uris(capsys: pytest.CaptureFixture[str], src: Path, tmp_path
     assert cli(capsys, "cp", "-r", f"{bucket}/up", str(tmp_path / "local-store"))[0] == 0
     assert read_tree(tmp_path / "local-store") == read_tree(src)
     _code, out, _ = cli(capsys, "ls", "--json", f"{bucket}/copy")
-    assert json.loads(out) == [{"path": "a.txt", "is_dir": False, "file_size": 5}]
+    digest = "sha256:" + hashlib.sha256(b"hello").hexdigest()  # the copy keeps the source's digest
+    assert (src / "a.txt").read_bytes() == b"hello"
+    assert json.loads(out) == [{"path": "a.txt", "is_dir": False, "file_size": 5, "digest": digest}]
 
 
 def test_cp_directory_needs_recursive(capsys: pytest.CaptureFixture[str], src: Path, tmp_path: Path) -> None:
@@ -79,18 +82,22 @@ def test_ls(capsys: pytest.CaptureFixture[str], src: Path, tmp_path: Path) -> No
     assert code == 0
     assert out.splitlines() == [f"{5:>14}  a.txt", f"{'DIR':>14}  d/"]
     code, out, _ = cli(capsys, "ls", "-r", "--json", store)
+
+    def sha(rel: str) -> str:  # every file's SHA-256 is recorded on upload (issue 15)
+        return "sha256:" + hashlib.sha256((src / rel).read_bytes()).hexdigest()
+
     assert json.loads(out) == [
-        {"path": "a.txt", "is_dir": False, "file_size": 5},
-        {"path": "d/e/f.bin", "is_dir": False, "file_size": 3000},
-        {"path": "d/g.txt", "is_dir": False, "file_size": 1},
+        {"path": "a.txt", "is_dir": False, "file_size": 5, "digest": sha("a.txt")},
+        {"path": "d/e/f.bin", "is_dir": False, "file_size": 3000, "digest": sha("d/e/f.bin")},
+        {"path": "d/g.txt", "is_dir": False, "file_size": 1, "digest": sha("d/g.txt")},
     ]
     code, out, _ = cli(capsys, "ls", "--json", f"{store}/d")
     assert json.loads(out) == [
         {"path": "e", "is_dir": True},
-        {"path": "g.txt", "is_dir": False, "file_size": 1},
+        {"path": "g.txt", "is_dir": False, "file_size": 1, "digest": sha("d/g.txt")},
     ]
     assert json.loads(cli(capsys, "ls", "--json", f"{store}/a.txt")[1]) == [
-        {"path": "a.txt", "is_dir": False, "file_size": 5}
+        {"path": "a.txt", "is_dir": False, "file_size": 5, "digest": sha("a.txt")}
     ]
 
 

@@ -227,7 +227,7 @@ def test_persistent_corruption_leaves_no_file(
 ) -> None:
     store.write_bytes("m.bin", random_bytes(5000))
     backend.inject("download", None, corrupt=True, times=100)
-    with pytest.raises(IntegrityError, match="md5"):
+    with pytest.raises(IntegrityError, match="SHA-256"):
         store.download_file("m.bin", str(tmp_path / "m.bin"))
     assert list(tmp_path.iterdir()) == []
 

@@ -7,13 +7,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlartifacts import MultipartLimits, PluginRegistry
+from mlartifacts import ArtifactStore, MultipartLimits, PluginRegistry
 from mlartifacts.testing import MemoryBackend
-from mlartifacts.testing.contract import ArtifactStoreContract
+from mlartifacts.testing.contract import ArtifactStoreContract, Corrupt
+
+
+def flip(store: ArtifactStore, path: str) -> None:
+    """Flip a byte of a memory object, leaving its recorded digest as it was."""
+    backend, root = store.backend.handle.plugin, store.backend.root
+    assert isinstance(backend, MemoryBackend)
+    backend.corrupt_stored(root.bucket, root.key(path), offset=1)
 
 
 class TestMemory(ArtifactStoreContract):
     """The backend the entry point registers: S3's limits (5 MiB minimum part)."""
+
+    @pytest.fixture
+    def corrupt(self) -> Corrupt:
+        return flip
 
     @pytest.fixture
     def artifact_uri(self) -> str:
@@ -22,6 +33,10 @@ class TestMemory(ArtifactStoreContract):
 
 class TestMemorySmallParts(ArtifactStoreContract):
     """A private instance, registered in a fresh registry, with 64 KiB parts."""
+
+    @pytest.fixture
+    def corrupt(self) -> Corrupt:
+        return flip
 
     @pytest.fixture
     def registry(self) -> Iterator[PluginRegistry]:
@@ -35,6 +50,10 @@ class TestMemorySmallParts(ArtifactStoreContract):
 
 
 class TestMemoryWithoutMultipart(ArtifactStoreContract):
+    @pytest.fixture
+    def corrupt(self) -> Corrupt:
+        return flip
+
     @pytest.fixture
     def registry(self) -> Iterator[PluginRegistry]:
         registry = PluginRegistry(autoload=False)

@@ -14,7 +14,7 @@ from mlartifacts.errors import InvalidPath, NotFound, PreconditionFailed
 from mlartifacts.paths import TEMP_PREFIX
 from mlartifacts.pathstore import PathFileSystem, PathStorePlugin, shared
 from mlartifacts.testing import memory_tree
-from mlartifacts.testing.contract import ArtifactStoreContract
+from mlartifacts.testing.contract import ArtifactStoreContract, Corrupt
 from mlartifacts.testing.memory_tree import MemoryTree
 
 QUICK = Settings(retry_backoff=0.01, retry_backoff_max=0.1)
@@ -43,6 +43,16 @@ class TestMemoryTree(ArtifactStoreContract):
     @pytest.fixture
     def registry(self) -> PluginRegistry:
         return memtree_registry()
+
+    @pytest.fixture
+    def corrupt(self) -> Corrupt:
+        def flip(store: ArtifactStore, path: str) -> None:
+            fs, target = store.backend.root.fs, store.backend.root.path(path)
+            data = bytearray(fs.files[target])
+            data[len(data) // 2] ^= 0xFF
+            fs.files[target] = bytes(data)
+
+        return flip
 
     @pytest.fixture
     def artifact_uri(self) -> str:
@@ -97,7 +107,9 @@ def test_mkdir_p_remembers_directories(registry: PluginRegistry) -> None:
         assert fs.calls.count("mkdir") == 5  # /runs, /runs/1, .../a, .../a/b, .../a/b/c
         fs.calls.clear()
         store.write_bytes("a/b/c/two.txt", b"2")
-        assert fs.calls == ["open_write", "rename"]  # no stat, no mkdir: the directory is known
+        # No mkdir: the directory is known. The temporary's stat and the second write and
+        # rename are its digest's sidecar, recorded before the file is renamed into place.
+        assert fs.calls == ["open_write", "stat", "open_write", "rename", "rename"]
 
 
 def test_a_directory_removed_behind_our_back_is_made_again(registry: PluginRegistry) -> None:

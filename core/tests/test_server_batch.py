@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from mlartifacts import ArtifactStore, Settings
+from mlartifacts.paths import DIGEST_PREFIX
 from mlartifacts.testing.contract import random_bytes, read_tree, write_tree
 
 from .conftest import API, RunningServer
@@ -45,6 +46,8 @@ def stored(server: RunningServer, run: str) -> dict[str, bytes]:
     root = server.destination / run  # type: ignore[operator]
     found = {}
     for path in root.rglob("*"):
+        if path.name.startswith(DIGEST_PREFIX):
+            continue  # the files' digests, kept beside them
         try:
             found[path.relative_to(root).as_posix()] = path.read_bytes()
         except (FileNotFoundError, IsADirectoryError):

@@ -462,7 +462,7 @@ def test_the_page_works_behind_authentication(driver: Any, auth_server: RunningS
 
 
 def test_digests_show_where_the_destination_keeps_them(driver: Any) -> None:
-    # The in-memory backend keeps an MD5 per object, as S3 does; local disk keeps none.
+    # Every upload records the content's SHA-256 (issue 15); the listing shows it.
     import hashlib
     import uuid
 
@@ -472,7 +472,7 @@ def test_digests_show_where_the_destination_keeps_them(driver: Any) -> None:
     with serve_app(create_app(ServerConfig(artifacts_destination=bucket))) as url:
         assert requests.put(f"{url}{API}/run/weights.bin", data=b"w" * 100, timeout=10).ok
         listed = requests.get(f"{url}{API}", params={"path": "run", "details": "true"}, timeout=10).json()
-        digest = "md5:" + hashlib.md5(b"w" * 100).hexdigest()
+        digest = "sha256:" + hashlib.sha256(b"w" * 100).hexdigest()
         assert listed["files"][0]["digest"] == digest
         driver.get("about:blank")
         driver.get(f"{url}/#/browse/run")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from pathlib import Path
 
@@ -11,13 +13,33 @@ import requests
 from mlartifacts import ArtifactStore
 from mlartifacts.client._uri import resolve
 from mlartifacts.errors import ConfigError, InvalidUri, NotFound, TransientError, Unauthenticated
-from mlartifacts.testing.contract import ArtifactStoreContract, random_bytes, read_tree, write_tree
+from mlartifacts.testing.contract import (
+    ArtifactStoreContract,
+    Corrupt,
+    flip_byte_in_place,
+    random_bytes,
+    read_tree,
+    write_tree,
+)
 
 from .conftest import API, RunningServer
 
 
+def on_the_servers_disk(server: RunningServer) -> Corrupt:
+    """Flip a byte of the file the service keeps on its local disk (its digest left as it was)."""
+
+    def flip(store: ArtifactStore, path: str) -> None:
+        flip_byte_in_place(server.destination / store.backend.root.http.full(path))  # type: ignore[operator]
+
+    return flip
+
+
 class TestProxyClient(ArtifactStoreContract):
     """The whole contract, through `mlartifacts server` on local disk."""
+
+    @pytest.fixture
+    def corrupt(self, server: RunningServer) -> Corrupt:
+        return on_the_servers_disk(server)
 
     @pytest.fixture
     def artifact_uri(self, server: RunningServer, client_env: pytest.MonkeyPatch) -> str:
@@ -30,6 +52,10 @@ class TestProxyClient(ArtifactStoreContract):
 
 class TestMlflowArtifactsUri(ArtifactStoreContract):
     """The same through ``mlflow-artifacts:`` URIs resolved against MLFLOW_TRACKING_URI."""
+
+    @pytest.fixture
+    def corrupt(self, server: RunningServer) -> Corrupt:
+        return on_the_servers_disk(server)
 
     @pytest.fixture
     def artifact_uri(self, server: RunningServer, client_env: pytest.MonkeyPatch) -> str:
@@ -86,7 +112,10 @@ def test_cli_through_the_service(
     assert read_tree(tmp_path / "back") == files
     assert run(["rm", "-r", f"{uri}/d"]) == 0
     assert run(["ls", "--json", uri]) == 0
-    assert capsys.readouterr().out.strip() == '[{"path": "a.txt", "is_dir": false, "file_size": 1}]'
+    digest = "sha256:" + hashlib.sha256(b"a").hexdigest()  # recorded on upload, listed by the service
+    assert json.loads(capsys.readouterr().out) == [
+        {"path": "a.txt", "is_dir": False, "file_size": 1, "digest": digest}
+    ]
 
 
 def test_listing_from_a_hostile_server_is_sanitized(tmp_path: Path, client_env: pytest.MonkeyPatch) -> None:

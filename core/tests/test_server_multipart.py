@@ -8,6 +8,7 @@ the service. The real S3 end to end lives with the S3 plugin.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from mlartifacts import ArtifactStore, Capabilities, MultipartLimits, PluginRegistry, PresignedUrl, hookimpl
 from mlartifacts.errors import TransientError
+from mlartifacts.paths import DIGEST_PREFIX
 from mlartifacts.server import ServerConfig, create_app
 from mlartifacts.testing import MemoryBackend
 from mlartifacts.testing.contract import random_bytes
@@ -276,7 +278,16 @@ def test_mlflow_client_end_to_end(server: Any, client_env: pytest.MonkeyPatch, t
     assert (out / "sub" / "b.bin").read_bytes() == random_bytes(300_000)
     repo.delete_artifacts("tree")
     assert [f.path for f in repo.list_artifacts()] == ["a.txt"]
-    assert sorted(os.listdir(server.destination / "5" / run / "artifacts")) == ["a.txt"]
+    stored = sorted(os.listdir(server.destination / "5" / run / "artifacts"))
+    assert [n for n in stored if not n.startswith(DIGEST_PREFIX)] == ["a.txt"]  # (a sidecar without xattrs)
+    # MLflow's client sends no Content-Digest: the server hashed what it received, and says so.
+    response = requests.head(
+        f"{server.url}/api/2.0/mlflow-artifacts/artifacts/5/{run}/artifacts/a.txt", timeout=10
+    )
+    assert (
+        response.headers["Repr-Digest"]
+        == "sha-256=:" + base64.b64encode(hashlib.sha256(b"alpha").digest()).decode() + ":"
+    )
 
 
 def test_mlflow_client_with_auth(tmp_path: Path, client_env: pytest.MonkeyPatch) -> None:

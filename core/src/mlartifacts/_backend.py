@@ -167,7 +167,7 @@ class Backend:
         """Entries below ``path`` (re-validated, temporaries hidden)."""
         entries = self._call("list", path, recursive=recursive)
         for info in self._iterate("list", path, entries or ()):
-            if _paths.basename(info.path).startswith(_paths.TEMP_PREFIX):
+            if _paths.basename(info.path).startswith(_paths.RESERVED_PREFIXES):
                 continue
             try:
                 clean = _paths.normalize(info.path)
@@ -182,17 +182,20 @@ class Backend:
                 )
             yield info if clean == info.path else _with_path(info, clean)
 
-    def upload(self, path: str, local_file: str, progress: Callable[[int], None]) -> None:
-        """Write a local file to ``path`` atomically."""
-        self._call("upload", path, local_file=local_file, progress=progress)
+    def upload(
+        self, path: str, local_file: str, progress: Callable[[int], None], digest: str | None = None
+    ) -> None:
+        """Write a local file to ``path`` atomically (``digest``: its SHA-256, to record)."""
+        self._call("upload", path, local_file=local_file, progress=progress, digest=digest)
 
-    def write(self, path: str, chunks: Iterable[bytes]) -> None:
-        """Write an object from a stream of chunks atomically."""
-        self._call("write", path, chunks=chunks)
+    def write(self, path: str, chunks: Iterable[bytes], digest: str | None = None) -> None:
+        """Write an object from a stream of chunks atomically (``digest``: its SHA-256 if known)."""
+        self._call("write", path, chunks=chunks, digest=digest)
 
-    def download(self, path: str, local_file: str, progress: Callable[[int], None]) -> None:
-        """Write the object at ``path`` into ``local_file``."""
-        self._call("download", path, local_file=local_file, progress=progress)
+    def download(self, path: str, local_file: str, progress: Callable[[int], None]) -> str | None:
+        """Write the object at ``path`` into ``local_file``; the SHA-256 the storage sent, if any."""
+        found = self._call("download", path, local_file=local_file, progress=progress)
+        return found if isinstance(found, str) and found else None
 
     def read(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Stream the object's bytes from ``offset`` (``length`` None: to the end)."""
@@ -275,10 +278,12 @@ class Backend:
             raise BackendError(f"upload_part {self.where(path)}: the plugin returned {etag!r}")
         return etag
 
-    def complete_multipart(self, path: str, upload_id: str, parts: Sequence[Part]) -> None:
-        """Assemble the parts into the object."""
+    def complete_multipart(
+        self, path: str, upload_id: str, parts: Sequence[Part], digest: str | None = None
+    ) -> None:
+        """Assemble the parts into the object (``digest``: the whole content's SHA-256)."""
         ordered = sorted(parts, key=lambda p: p.part_number)
-        self._call("complete_multipart", path, upload_id=upload_id, parts=ordered)
+        self._call("complete_multipart", path, upload_id=upload_id, parts=ordered, digest=digest)
 
     def abort_multipart(self, path: str, upload_id: str) -> None:
         """Abandon a multipart upload."""

@@ -15,7 +15,7 @@ from typing import IO, Iterable, Iterator, cast
 
 from .errors import BackendError
 
-__all__ = ["BatchFormatError", "ChunkReader", "reader", "read_members", "write_members"]
+__all__ = ["DIGEST_HEADER", "BatchFormatError", "ChunkReader", "reader", "read_members", "write_members"]
 
 _FLUSH = 1024 * 1024  # hand out the stream in blocks of about this size
 
@@ -77,20 +77,30 @@ class _Spool:
         return out
 
 
-def write_members(members: Iterable[tuple[str, int, IO[bytes]]]) -> Iterator[bytes]:
-    """A tar stream of ``(name, size, file)`` members, as blocks of about 1 MiB.
+#: The pax header carrying a member's SHA-256 (lowercase hex): a batch has a digest per file.
+DIGEST_HEADER = "MLARTIFACTS.sha256"
+
+
+def write_members(
+    members: Iterable[tuple[str, int, IO[bytes]] | tuple[str, int, IO[bytes], str | None]],
+) -> Iterator[bytes]:
+    """A tar stream of ``(name, size, file[, sha256])`` members, as blocks of about 1 MiB.
 
     Each file is read for exactly ``size`` bytes; one shorter than announced fails
     the stream (tarfile raises), so a receiver never takes a short file for whole.
+    A member's SHA-256, when given, travels in its pax header (``DIGEST_HEADER``).
     """
     spool = _Spool()
     now = int(time.time())
     with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        for name, size, data in members:
+        for member in members:
+            name, size, data = member[:3]
             info = tarfile.TarInfo(name)
             info.size = size
             info.mtime = now
             info.mode = 0o644
+            if len(member) > 3 and member[3]:
+                info.pax_headers = {DIGEST_HEADER: member[3]}
             try:
                 tar.addfile(info, data)
             finally:
@@ -102,8 +112,14 @@ def write_members(members: Iterable[tuple[str, int, IO[bytes]]]) -> Iterator[byt
         yield tail
 
 
-def read_members(stream: IO[bytes]) -> Iterator[tuple[str, int, IO[bytes]]]:
-    """The members of a tar stream as ``(name, size, file)``, in order.
+def member_digest(stream_member: tarfile.TarInfo) -> str | None:
+    """The SHA-256 a member's pax header announces, if any."""
+    value = stream_member.pax_headers.get(DIGEST_HEADER)
+    return value if isinstance(value, str) else None
+
+
+def read_members(stream: IO[bytes]) -> Iterator[tuple[str, int, IO[bytes], str | None]]:
+    """The members of a tar stream as ``(name, size, file, announced SHA-256 or None)``, in order.
 
     Each member's file must be read (or dropped) before the next member is asked
     for; reading one that the stream cuts short raises ``tarfile.ReadError``.
@@ -119,6 +135,6 @@ def read_members(stream: IO[bytes]) -> Iterator[tuple[str, int, IO[bytes]]]:
                     raise BatchFormatError(f"batch member {member.name!r} is not a regular file")
                 data = tar.extractfile(member)
                 assert data is not None  # regular files always have a reader
-                yield member.name, member.size, data
+                yield member.name, member.size, data, member_digest(member)
     except tarfile.TarError as exc:
         raise BatchFormatError(f"not a complete batch (tar) stream: {exc}") from exc

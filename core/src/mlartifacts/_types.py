@@ -116,6 +116,9 @@ class Capabilities:
         batch: ``upload_batch`` / ``download_batch`` move many small files in one
             exchange (the artifacts service: one request per batch, not one per file),
             so the engine groups a tree's small files.
+        hashes_uploads: ``upload`` computes the file's SHA-256 itself, as it copies it,
+            and records it (the path-store toolkit does): the engine then passes no
+            ``digest`` and does not read the file first to hash it.
     """
 
     ranged_read: bool = False
@@ -125,6 +128,7 @@ class Capabilities:
     list_parts: bool = False
     single_stream: bool = False
     batch: bool = False
+    hashes_uploads: bool = False
 
 
 @dataclass(frozen=True)

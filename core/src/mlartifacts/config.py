@@ -206,6 +206,11 @@ class Settings:
         retry_backoff: first backoff in seconds, doubled each retry, with full jitter
             (``MLARTIFACTS_RETRY_BACKOFF``).
         retry_backoff_max: longest single backoff (``MLARTIFACTS_RETRY_BACKOFF_MAX``).
+        digests: the engine computes each uploaded file's SHA-256 (recorded with it) and
+            checks downloads against the recorded one (``MLARTIFACTS_DIGESTS``, default
+            true). Off: uploads record no digest, downloads are checked by size and the
+            backend's native checksum only. Bytes a writer announces a digest for are
+            checked either way.
         progress_bar: the CLI draws progress bars on a terminal
             (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``).
         resume: interrupted multipart uploads and ranged downloads keep what they
@@ -231,6 +236,7 @@ class Settings:
     max_retries: int = 5
     retry_backoff: float = 0.5
     retry_backoff_max: float = 20.0
+    digests: bool = True
     progress_bar: bool = True
     resume: bool = True
     state_dir: str | None = None
@@ -262,6 +268,7 @@ class Settings:
             max_retries=env_int("MLARTIFACTS_MAX_RETRIES", d.max_retries, environ, minimum=0),
             retry_backoff=_non_negative("MLARTIFACTS_RETRY_BACKOFF", d.retry_backoff, environ),
             retry_backoff_max=_non_negative("MLARTIFACTS_RETRY_BACKOFF_MAX", d.retry_backoff_max, environ),
+            digests=env_bool("MLARTIFACTS_DIGESTS", d.digests, environ),
             progress_bar=env_bool("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", d.progress_bar, environ),
             resume=env_bool("MLARTIFACTS_RESUME", d.resume, environ),
             state_dir=env_str("MLARTIFACTS_STATE_DIR", None, environ),

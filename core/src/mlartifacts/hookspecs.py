@@ -56,18 +56,18 @@ def list(root: Root, path: str, recursive: bool) -> Iterable[FileInfo]:
 
 
 @hookspec(firstresult=True)
-def upload(root: Root, path: str, local_file: str, progress: Progress) -> None:
-    """Write a local file to path atomically, calling progress(n) as bytes are sent."""
+def upload(root: Root, path: str, local_file: str, progress: Progress, digest: str | None) -> None:
+    """Write a local file to path atomically, calling progress(n); record digest (its SHA-256) with it."""
 
 
 @hookspec(firstresult=True)
-def write(root: Root, path: str, chunks: Iterable[bytes]) -> None:
-    """Write an object of unknown length from an iterable of byte chunks, atomically."""
+def write(root: Root, path: str, chunks: Iterable[bytes], digest: str | None) -> None:
+    """Write an object of unknown length from byte chunks, atomically (digest: its SHA-256, if known)."""
 
 
 @hookspec(firstresult=True)
-def download(root: Root, path: str, local_file: str, progress: Progress) -> None:
-    """Write the object at path into local_file (a temporary name the core renames)."""
+def download(root: Root, path: str, local_file: str, progress: Progress) -> str | None:
+    """Write the object at path into local_file (a temporary); return the SHA-256 sent with it, if any."""
 
 
 @hookspec(firstresult=True)
@@ -97,12 +97,14 @@ def create_multipart(root: Root, path: str, size: int | None, part_size: int) ->
 
 @hookspec(firstresult=True)
 def upload_part(root: Root, path: str, upload_id: str, part_number: int, data: bytes) -> str:
-    """Upload one part (numbered from 1) of a multipart upload and return its ETag."""
+    """Upload one part (numbered from 1), with the store's own checksum where it checks one; its ETag."""
 
 
 @hookspec(firstresult=True)
-def complete_multipart(root: Root, path: str, upload_id: str, parts: Sequence[Part]) -> None:
-    """Assemble the uploaded parts, in part-number order, into the object at path."""
+def complete_multipart(
+    root: Root, path: str, upload_id: str, parts: Sequence[Part], digest: str | None
+) -> None:
+    """Assemble the parts, in part-number order, into the object at path; record digest with it."""
 
 
 @hookspec(firstresult=True)

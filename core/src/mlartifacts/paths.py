@@ -13,11 +13,25 @@ import re
 
 from .errors import InvalidPath
 
-__all__ = ["TEMP_PREFIX", "basename", "join", "local_join", "normalize", "parent"]
+__all__ = [
+    "DIGEST_PREFIX",
+    "RESERVED_PREFIXES",
+    "TEMP_PREFIX",
+    "basename",
+    "join",
+    "local_join",
+    "normalize",
+    "parent",
+]
 
 #: Prefix of the temporary names used while a write or download is in flight.
 #: Such names are refused as artifact paths and hidden from listings.
 TEMP_PREFIX = ".mlartifacts-partial-"
+#: Prefix of the sidecar files in which path stores keep a file's SHA-256
+#: (``.mlartifacts-sha256.<name>``, see docs/plugin-authors.md). Reserved and hidden too.
+DIGEST_PREFIX = ".mlartifacts-sha256."
+#: Names starting with these are never artifacts: refused as paths, hidden from listings.
+RESERVED_PREFIXES = (TEMP_PREFIX, DIGEST_PREFIX)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -44,9 +58,10 @@ def normalize(path: str | None) -> str:
     for part in parts:
         if part == "..":
             raise InvalidPath(f"invalid artifact path {path!r}: '..' segments are not allowed")
-        if part.startswith(TEMP_PREFIX):
+        if part.startswith(RESERVED_PREFIXES):
+            reserved = next(p for p in RESERVED_PREFIXES if part.startswith(p))
             raise InvalidPath(
-                f"invalid artifact path {path!r}: names starting with {TEMP_PREFIX!r} are reserved"
+                f"invalid artifact path {path!r}: names starting with {reserved!r} are reserved"
             )
     return "/".join(parts)
 

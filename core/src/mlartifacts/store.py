@@ -202,10 +202,15 @@ class ArtifactStore:
         chunks: Iterable[bytes],
         size_hint: int | None = None,
         progress: Progress | None = None,
+        digest: str | None = None,
     ) -> None:
-        """Write a file from a stream of chunks of unknown total length, atomically."""
+        """Write a file from a stream of chunks of unknown total length, atomically.
+
+        ``digest``: the stream's SHA-256 (hex) if the caller knows it; bytes that do not
+        match are refused with IntegrityError and nothing is stored.
+        """
         self.engine.write_stream(
-            self.backend, _paths.normalize(path), chunks, size_hint, progress or self.progress
+            self.backend, _paths.normalize(path), chunks, size_hint, progress or self.progress, digest
         )
 
     def write_bytes(self, path: str, data: bytes) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlartifacts import PluginRegistry
-from mlartifacts.testing.contract import ArtifactStoreContract
+from mlartifacts import ArtifactStore, PluginRegistry
+from mlartifacts.testing.contract import ArtifactStoreContract, Corrupt, flip_byte_in_place
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from mlartifacts_template import paths
@@ -25,3 +25,10 @@ class TestTemplatePaths(ArtifactStoreContract):
     @pytest.fixture
     def artifact_uri(self, tmp_path: Path) -> str:
         return (tmp_path / "store").as_uri().replace("file:", "template-paths:", 1)
+
+    @pytest.fixture
+    def corrupt(self) -> Corrupt:
+        def flip(store: ArtifactStore, path: str) -> None:
+            flip_byte_in_place(store.backend.root.path(path))  # a directory on this disk
+
+        return flip

@@ -15,6 +15,7 @@ import pytest
 
 from mlartifacts import ArtifactStore, NullProgress, Settings
 from mlartifacts.errors import OperationTimeout, TransientError
+from mlartifacts.paths import DIGEST_PREFIX
 from mlartifacts.testing.contract import random_bytes
 
 # One retry, quickly: each attempt fails at once while the DataNode is down.
@@ -30,7 +31,9 @@ def _names(hdfs: Any, uri: str) -> list[str]:
     base = uri.split(hdfs.authority, 1)[1]
     raw = fs.HadoopFileSystem("127.0.0.1", hdfs.port)
     listed = raw.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True))
-    return sorted(info.path[len(base) + 1 :] for info in listed)
+    # Every name but the digests' sidecars (issue 15), which the plugin keeps beside files.
+    names = (info.path[len(base) + 1 :] for info in listed)
+    return sorted(n for n in names if not n.rsplit("/", 1)[-1].startswith(DIGEST_PREFIX))
 
 
 @pytest.fixture

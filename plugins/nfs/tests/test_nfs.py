@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import threading
@@ -61,8 +62,9 @@ def test_failed_write_leaves_no_trace(store: ArtifactStore, root: Path) -> None:
         store.write("new.txt", chunks())
     with pytest.raises(ConnectionResetError):
         store.write("keep.txt", chunks())
-    assert sorted(p.name for p in root.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in root.iterdir()) == ["keep.txt"]  # the digest is its xattr, no sidecar
     assert (root / "keep.txt").read_bytes() == b"keep"
+    assert store.stat("keep.txt").digest == hashlib.sha256(b"keep").hexdigest()  # still its own
 
 
 def test_temporaries_are_hidden(store: ArtifactStore, root: Path) -> None:
@@ -179,3 +181,18 @@ def test_store_root_that_is_a_file(tmp_path: Path) -> None:
         assert store.root_name == "one.bin"
         out = store.download_artifacts("", str(tmp_path / "dst"))
     assert Path(out).read_bytes() == b"123"
+
+
+def test_digest_is_an_extended_attribute_and_survives_the_rename(store: ArtifactStore, root: Path) -> None:
+    store.write_bytes("d/m.bin", b"model bytes")
+    line = os.getxattr(root / "d" / "m.bin", "user.mlartifacts.sha256").decode()
+    assert line.startswith(f"sha256 {hashlib.sha256(b'model bytes').hexdigest()} 11 ")
+    assert sorted(p.name for p in (root / "d").iterdir()) == ["m.bin"]
+    # Rewritten in place by another tool (same inode, attribute kept): the record no longer
+    # describes the file (its time changed), so it is not used: no false alarm.
+    (root / "d" / "m.bin").write_bytes(b"other bytes")
+    os.utime(root / "d" / "m.bin", (1, 1))
+    assert store.stat("d/m.bin").digest is None
+    assert store.read_bytes("d/m.bin") == b"other bytes"
+    out = store.download_file("d/m.bin", str(root.parent / "out.bin"))
+    assert Path(out).read_bytes() == b"other bytes"

@@ -38,7 +38,9 @@ def add_commands(commands: Any) -> None:
     ls = commands.add_parser("ls", help="list an artifact URI", description="List the entries of URI.")
     ls.add_argument("uri", metavar="URI")
     ls.add_argument("-r", "--recursive", action="store_true", help="every file at any depth")
-    ls.add_argument("--json", action="store_true", help="a JSON array of {path, is_dir, file_size}")
+    ls.add_argument(
+        "--json", action="store_true", help="a JSON array of {path, is_dir, file_size, digest (sha256:<hex>)}"
+    )
     ls.set_defaults(handler=cmd_ls)
 
     rm = commands.add_parser("rm", help="delete an artifact or tree", description="Delete URI.")
@@ -112,6 +114,8 @@ def _row(info: FileInfo, root: str) -> dict[str, Any]:
     row: dict[str, Any] = {"path": info.path[offset:] or info.path, "is_dir": info.is_dir}
     if not info.is_dir:
         row["file_size"] = info.file_size
+        if info.digest is not None:
+            row["digest"] = f"sha256:{info.digest}"  # as the service's listing shows it
     return row
 
 
@@ -120,7 +124,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     with ArtifactStore(args.uri) as store:
         info = store.stat()
         if not info.is_dir:
-            rows = [{"path": store.root_name, "is_dir": False, "file_size": info.file_size}]
+            rows = [{**_row(info, ""), "path": store.root_name}]
         elif args.recursive:
             rows = sorted((_row(i, "") for i in store.iter_files()), key=lambda r: str(r["path"]))
         else:

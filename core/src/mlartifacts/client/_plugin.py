@@ -27,6 +27,7 @@ from .._types import Capabilities, FileInfo, GiB, MultipartLimits, Part
 from ..config import MAX_BATCH_FILE_SIZE
 from ..errors import ArtifactError, BackendError, IntegrityError, InvalidPath, NotFound, NotSupported
 from ..hookspecs import Progress, hookimpl
+from ..transfer._digest import DigestFieldError, http_field, parse_http_field, sha256_hex, valid_hex
 from ._http import ServerInfo, allow_insecure, check, request, transport_error
 from ._settings import ClientSettings
 from ._uri import HttpRoot, resolve
@@ -166,6 +167,8 @@ class ArtifactsServiceClient:
         ``full``, named by its relative path, in pages of ``_PAGE``.
         """
         params: dict[str, str] = {"path": full}
+        if "mlartifacts" in self._info(root):
+            params["details"] = "true"  # our server adds each file's digest
         if recursive:
             params.update(recursive="true", max_results=str(_PAGE))
         found: list[dict[str, Any]] = []
@@ -245,7 +248,7 @@ class ArtifactsServiceClient:
             if entry["path"] == name:
                 if entry.get("is_dir"):
                     return FileInfo(path, True)
-                return FileInfo(path, False, int(entry.get("file_size") or 0))
+                return _file(path, entry)
         raise NotFound(f"no artifact {full!r} at {root.http.api}/artifacts")
 
     @hookimpl(specname="list")
@@ -254,7 +257,7 @@ class ArtifactsServiceClient:
             # Our server lists a whole tree in one request per page, not one per directory.
             for entry in self._children(root, root.http.full(path), recursive=True):
                 if not entry.get("is_dir"):
-                    yield FileInfo(paths.join(path, entry["path"]), False, int(entry.get("file_size") or 0))
+                    yield _file(paths.join(path, entry["path"]), entry)
             return
         pending = [path]
         while pending:
@@ -267,12 +270,15 @@ class ArtifactsServiceClient:
                     else:
                         yield FileInfo(rel, True)
                 else:
-                    yield FileInfo(rel, False, int(entry.get("file_size") or 0))
+                    yield _file(rel, entry)
 
     @hookimpl
-    def upload(self, root: Root, path: str, local_file: str, progress: Progress) -> None:
+    def upload(self, root: Root, path: str, local_file: str, progress: Progress, digest: str | None) -> None:
         size = os.path.getsize(local_file)
         kind = mimetypes.guess_type(local_file)[0] or "application/octet-stream"
+        headers = {"Content-Type": kind, "Content-Length": str(size)}
+        if digest is not None:
+            headers["Content-Digest"] = http_field(digest)  # our server checks it before committing
         with open(local_file, "rb") as f:
             self._request(
                 root,
@@ -280,19 +286,22 @@ class ArtifactsServiceClient:
                 root.http.url("artifacts", path),
                 f"upload {root.http.full(path)}",
                 data=_Reading(f, progress),
-                headers={"Content-Type": kind, "Content-Length": str(size)},
+                headers=headers,
             )
 
     @hookimpl
-    def write(self, root: Root, path: str, chunks: Iterable[bytes]) -> None:
+    def write(self, root: Root, path: str, chunks: Iterable[bytes], digest: str | None) -> None:
         kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        headers = {"Content-Type": kind}
+        if digest is not None:
+            headers["Content-Digest"] = http_field(digest)
         self._request(
             root,
             "PUT",
             root.http.url("artifacts", path),
             f"upload {root.http.full(path)}",
             data=(chunk for chunk in chunks if chunk),
-            headers={"Content-Type": kind},
+            headers=headers,
         )
 
     def _get(self, root: Root, path: str, headers: Mapping[str, str], accept: tuple[int, ...] = ()) -> Any:
@@ -311,9 +320,13 @@ class ArtifactsServiceClient:
         return self._request(root, "GET", url, what, headers=dict(headers), stream=True, accept=accept)
 
     @hookimpl
-    def download(self, root: Root, path: str, local_file: str, progress: Progress) -> None:
+    def download(self, root: Root, path: str, local_file: str, progress: Progress) -> str | None:
         response = self._get(root, path, {})
         expected = response.headers.get("Content-Length")
+        try:  # the digest our server sends with the file: the engine checks the file against it
+            sent = parse_http_field(response.headers.get("Repr-Digest"))
+        except DigestFieldError:
+            sent = None
         received = 0
         with response, open(local_file, "wb") as f:
             try:
@@ -329,6 +342,7 @@ class ArtifactsServiceClient:
             raise IntegrityError(
                 f"download {root.http.full(path)}: received {received} bytes, Content-Length said {expected}"
             )
+        return sent
 
     @hookimpl
     def read(self, root: Root, path: str, offset: int, length: int | None) -> Iterator[bytes]:
@@ -372,7 +386,7 @@ class ArtifactsServiceClient:
         sent = 0
         failure: list[BaseException] = []  # the caller's own error, whatever urllib3 wraps it in
 
-        def members() -> Iterator[tuple[str, int, IO[bytes]]]:
+        def members() -> Iterator[tuple[str, int, IO[bytes], str]]:
             nonlocal sent
             iterator = iter(files)
             while True:
@@ -384,7 +398,7 @@ class ArtifactsServiceClient:
                     failure.append(exc)
                     raise
                 sent += 1
-                yield name, len(data), io.BytesIO(data)
+                yield name, len(data), io.BytesIO(data), sha256_hex(data)  # checked by the server
 
         url = f"{root.http.api}/batch/upload/{quote(full)}"
         what = f"upload a batch to {full or '/'}"
@@ -413,10 +427,15 @@ class ArtifactsServiceClient:
     def _members(response: Any, what: str) -> Iterator[tuple[str, bytes]]:
         with response:
             try:
-                for name, size, data in read_members(reader(response.iter_content(_CHUNK))):
+                for name, size, data, announced in read_members(reader(response.iter_content(_CHUNK))):
                     if size > MAX_BATCH_FILE_SIZE:
                         raise BackendError(f"{what}: the server sent {name!r} of {size} bytes, too large")
-                    yield name, data.read()
+                    content = data.read()
+                    if announced is not None and sha256_hex(content) != announced:
+                        raise IntegrityError(
+                            f"{what}: {name!r} does not match the SHA-256 the server sent ({announced})"
+                        )
+                    yield name, content
             except ArtifactError:
                 raise
             except Exception as exc:
@@ -534,13 +553,17 @@ class ArtifactsServiceClient:
             self._uploads.pop(upload_id, None)
 
     @hookimpl
-    def complete_multipart(self, root: Root, path: str, upload_id: str, parts: Sequence[Part]) -> None:
+    def complete_multipart(
+        self, root: Root, path: str, upload_id: str, parts: Sequence[Part], digest: str | None
+    ) -> None:
         urls = self._upload(upload_id).credentials
+        extra = {"digest": digest} if digest is not None and "mlartifacts" in self._info(root) else {}
         self._finish(
             root,
             "mpu/complete",
             path,
             upload_id,
+            **extra,
             parts=[
                 {
                     "part_number": p.part_number,
@@ -554,3 +577,14 @@ class ArtifactsServiceClient:
     @hookimpl
     def abort_multipart(self, root: Root, path: str, upload_id: str) -> None:
         self._finish(root, "mpu/abort", path, upload_id)
+
+
+def _file(path: str, entry: dict[str, Any]) -> FileInfo:
+    """A file of a listing; our server's ``details`` carry its digest as ``sha256:<hex>``."""
+    digest = entry.get("digest")
+    sha256 = (
+        valid_hex(digest[len("sha256:") :])
+        if isinstance(digest, str) and digest.startswith("sha256:")
+        else None
+    )
+    return FileInfo(path, False, int(entry.get("file_size") or 0), digest=sha256)

@@ -8,6 +8,8 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 from ..errors import ArtifactError, InvalidPath, NotFound, PreconditionFailed
 from ..paths import TEMP_PREFIX
+from ..transfer._digest import Hashing, mismatch
+from ._digests import format_line, sidecar_of, write_xattr
 from ._protocol import Progress, Reader, Writer
 from ._root import PathRoot
 from ._tree import makedirs
@@ -29,9 +31,16 @@ def temporary_name() -> str:
 
 
 def write_atomically(
-    root: PathRoot, rel: str, fill: Callable[[str], T], restartable: Callable[[], bool] = lambda: True
+    root: PathRoot,
+    rel: str,
+    fill: Callable[[str], T],
+    restartable: Callable[[], bool] = lambda: True,
+    digest: Callable[[], str | None] = lambda: None,
 ) -> T:
     """Have ``fill(temp)`` write a new temporary beside the target, then rename it over the target.
+
+    ``digest()``, asked once ``fill`` is done, is the content's SHA-256: it is recorded
+    in the target's sidecar before the rename (see :mod:`._digests`).
 
     Parent directories are made first (``mkdir -p``). The temporary is removed if
     anything fails, and only ever renamed once complete. If the directory is deleted
@@ -60,6 +69,9 @@ def write_atomically(
         try:
             try:
                 result = fill(temp)
+                known = digest()
+                if known is not None:  # recorded before the rename, so it is there when the file is
+                    _record(root, temp, target, known, where)
             except CallerError:
                 raise
             except Exception as exc:
@@ -114,6 +126,45 @@ def _rename_over(root: PathRoot, temp: str, target: str, where: str) -> None:
     fs.rename(temp, target)
 
 
+def _record(root: PathRoot, temp: str, target: str, digest: str, where: str) -> None:
+    """Record the complete temporary's digest (with its size and time, which a rename keeps)."""
+    try:
+        _record_digest(root, temp, target, digest, where)
+    except Exception as exc:
+        # A concurrent tree delete took the temporary (its directory may even be back):
+        # as when the rename finds it gone, nothing is stored, and the caller is told so.
+        if not root.fs.translate(exc, where, "write").transient and _gone(root, temp):
+            raise _deleted_meanwhile(where) from exc
+        raise
+
+
+def _record_digest(root: PathRoot, temp: str, target: str, digest: str, where: str) -> None:
+    fs = root.fs
+    info = fs.stat(temp)
+    if info is None:
+        raise _deleted_meanwhile(where)
+    line = format_line(digest, info)
+    if write_xattr(fs, temp, line):
+        return  # on the file itself: it moves with the rename
+    sidecar = sidecar_of(fs, target)
+    if sidecar is None:
+        log.debug("%s: no digest recorded, the name is too long for a sidecar", where)
+        return
+    staged = fs.pathmod.join(fs.pathmod.dirname(target), temporary_name())
+    try:
+        writer = fs.open_write(staged)
+        try:
+            writer.write(line)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        _rename_over(root, staged, sidecar, where)
+    except BaseException:
+        _remove_quietly(root, staged)
+        raise
+
+
 def _remove_quietly(root: PathRoot, temp: str) -> None:
     # The write may have failed because its connection died, and a pooled session the
     # first removal borrows may have died with it (the pool drops it then): try again.
@@ -134,21 +185,34 @@ def _remove_quietly(root: PathRoot, temp: str) -> None:
 _CLEANUP_ATTEMPTS = 3
 
 
-def write_stream(root: PathRoot, rel: str, chunks: Iterable[bytes], progress: Progress | None) -> None:
-    """Write ``chunks`` to ``rel`` atomically, through the store's ``open_write``."""
+def write_stream(
+    root: PathRoot,
+    rel: str,
+    chunks: Iterable[bytes],
+    progress: Progress | None,
+    digest: str | None = None,
+) -> None:
+    """Write ``chunks`` to ``rel`` atomically, through the store's ``open_write``.
 
-    source = _Watched(chunks)
+    The stream is hashed as it is written; a ``digest`` announced by the writer that
+    differs is an :class:`IntegrityError` and nothing is stored.
+    """
+    hashed = Hashing(chunks)
+    source = _Watched(hashed)
 
     def fill(temp: str) -> None:
         writer = root.fs.open_write(temp)
         try:
             feed(writer, source, progress)
+            received = hashed.hexdigest()
+            if digest is not None and received is not None and received != digest:
+                raise mismatch(root.where(rel), digest, received, "the writer announced")
             writer.close()
         except BaseException:
             writer.abort()
             raise
 
-    write_atomically(root, rel, fill, restartable=lambda: not source.started)
+    write_atomically(root, rel, fill, restartable=lambda: not source.started, digest=hashed.hexdigest)
 
 
 class _Watched:

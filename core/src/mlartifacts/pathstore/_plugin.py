@@ -16,6 +16,7 @@ from ..config import Settings
 from ..errors import ArtifactError, InvalidPath, NotFound
 from ..hookspecs import Progress, hookimpl
 from ..paths import TEMP_PREFIX
+from ._digests import digest_beside, read_digest
 from ._files import CallerError, not_a_file, open_reader, read_blocks, write_atomically, write_stream
 from ._protocol import PathFileSystem
 from ._root import PathRoot
@@ -45,7 +46,7 @@ class PathStorePlugin:
         *,
         schemes: Sequence[str],
         resolve: Resolver,
-        capabilities: Capabilities = Capabilities(ranged_read=True),  # noqa: B008 - frozen
+        capabilities: Capabilities = Capabilities(ranged_read=True, hashes_uploads=True),  # noqa: B008
     ) -> None:
         self._schemes = list(schemes)
         self._resolve = resolve
@@ -98,7 +99,8 @@ class PathStorePlugin:
             raise NotFound(f"no such file or directory: {root.where(path)}")
         if info.is_dir:
             return FileInfo(path, True, modified=info.modified)
-        return FileInfo(path, False, info.size, modified=info.modified)
+        digest = read_digest(root.fs, root.path(path), info.size, info.modified)
+        return FileInfo(path, False, info.size, modified=info.modified, digest=digest)
 
     @hookimpl(specname="list")
     def list_entries(self, root: PathRoot, path: str, recursive: bool) -> Iterable[FileInfo]:
@@ -108,19 +110,33 @@ class PathStorePlugin:
             return [info for info, _ in children(root, root.path(path), path)]
 
     @hookimpl
-    def upload(self, root: PathRoot, path: str, local_file: str, progress: Progress) -> None:
+    def upload(
+        self, root: PathRoot, path: str, local_file: str, progress: Progress, digest: str | None
+    ) -> None:
         fs = root.fs
         with self._errors(root, path, "upload"):
             if fs.has("put_file"):
-                write_atomically(root, path, lambda temp: fs.put_file(local_file, temp, progress))
+                # The store copies the file its own way (the local disk: in the kernel); its
+                # SHA-256 is computed meanwhile, on another thread, from the same cached pages.
+                hashed = digest_beside(local_file) if digest is None else None
+                try:
+                    write_atomically(
+                        root,
+                        path,
+                        lambda temp: fs.put_file(local_file, temp, progress),
+                        digest=lambda: digest or (hashed.result() if hashed is not None else None),
+                    )
+                finally:
+                    if hashed is not None:
+                        hashed.result()  # never leave the thread reading a file being replaced
                 return
             with open(local_file, "rb") as src:
-                write_stream(root, path, iter(lambda: src.read(fs.block_size), b""), progress)
+                write_stream(root, path, iter(lambda: src.read(fs.block_size), b""), progress, digest)
 
     @hookimpl
-    def write(self, root: PathRoot, path: str, chunks: Iterable[bytes]) -> None:
+    def write(self, root: PathRoot, path: str, chunks: Iterable[bytes], digest: str | None) -> None:
         with self._errors(root, path, "write"):
-            write_stream(root, path, chunks, None)
+            write_stream(root, path, chunks, None, digest)
 
     @hookimpl
     def download(self, root: PathRoot, path: str, local_file: str, progress: Progress) -> None:
@@ -155,7 +171,9 @@ class PathStorePlugin:
         with self._errors(dst_root, dst_path, "copy"):
             if fs.has("copy") and dst_root.fs is fs:
                 source = root.path(path)
-                write_atomically(dst_root, dst_path, lambda temp: fs.copy(source, temp))
+                info = fs.stat(source)
+                known = read_digest(fs, source, info.size, info.modified) if info is not None else None
+                write_atomically(dst_root, dst_path, lambda temp: fs.copy(source, temp), digest=lambda: known)
                 return
             # Another filesystem of this plugin (another server, other settings): stream it.
             reader = open_reader(root, path, 0, None, "copy")

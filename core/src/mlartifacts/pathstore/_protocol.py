@@ -120,8 +120,9 @@ class PathFileSystem(abc.ABC):
     Required: ``stat``, ``listdir``, ``open_read``, ``open_write``, ``rename``,
     ``remove``, ``rmdir``, ``mkdir``. Optional (override to use them): ``join``
     (to refuse paths, as the local disk refuses links out of the root),
-    ``translate`` (the store's error table), and the fast paths ``rmtree``,
-    ``copy``, ``put_file`` and ``get_file``; without them the toolkit walks,
+    ``translate`` (the store's error table), the fast paths ``rmtree``,
+    ``copy``, ``put_file`` and ``get_file``, and ``get_xattr``/``set_xattr`` (digests
+    kept on the file itself rather than in a sidecar); without them the toolkit walks,
     streams and copies through this process. Instances are shared by every root on
     the same server and login (see :func:`mlartifacts.pathstore.shared`), and
     called from many threads at once.
@@ -199,6 +200,18 @@ class PathFileSystem(abc.ABC):
 
     def get_file(self, path: str, local_file: str, progress: Progress) -> None:
         """Write the file at ``path`` into ``local_file`` (optional: faster than streaming)."""
+        raise NotImplementedError
+
+    def get_xattr(self, path: str, name: str) -> bytes | None:
+        """Extended attribute ``name`` of the file at ``path``, None if it has none (optional).
+
+        With ``set_xattr``, the toolkit keeps each file's digest in an attribute instead of
+        a sidecar file. Raise NotImplementedError where this filesystem has none after all.
+        """
+        raise NotImplementedError
+
+    def set_xattr(self, path: str, name: str, value: bytes) -> None:
+        """Set extended attribute ``name`` of the file at ``path`` (optional, with ``get_xattr``)."""
         raise NotImplementedError
 
     def has(self, primitive: str) -> bool:

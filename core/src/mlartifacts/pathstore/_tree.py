@@ -8,7 +8,8 @@ from typing import Iterator
 
 from .._types import FileInfo
 from ..errors import InvalidPath, NotFound, PreconditionFailed
-from ..paths import TEMP_PREFIX
+from ..paths import DIGEST_PREFIX, TEMP_PREFIX
+from ._digests import read_digest, remove_sidecar
 from ._protocol import PathInfo
 from ._root import PathRoot
 
@@ -55,10 +56,10 @@ def _makedirs(root: PathRoot, directory: str, where: str) -> None:
         known.add(path)
 
 
-def _info(rel: str, entry: PathInfo) -> FileInfo:
+def _info(rel: str, entry: PathInfo, digest: str | None) -> FileInfo:
     if entry.is_dir:
         return FileInfo(rel, True, modified=entry.modified)
-    return FileInfo(rel, False, entry.size, modified=entry.modified)
+    return FileInfo(rel, False, entry.size, modified=entry.modified, digest=digest)
 
 
 def children(root: PathRoot, directory: str, rel: str) -> list[tuple[FileInfo, bool]]:
@@ -70,9 +71,12 @@ def children(root: PathRoot, directory: str, rel: str) -> list[tuple[FileInfo, b
     """
     fs = root.fs
     found = []
-    for entry in fs.listdir(directory) or ():
+    entries = list(fs.listdir(directory) or ())
+    # Files with a digest sidecar (read below, one small read each: none for files without).
+    recorded = {e.name[len(DIGEST_PREFIX) :] for e in entries if e.name.startswith(DIGEST_PREFIX)}
+    for entry in entries:
         name = entry.name
-        if name in (".", "..") or name.startswith(TEMP_PREFIX):
+        if name in (".", "..") or name.startswith((TEMP_PREFIX, DIGEST_PREFIX)):
             continue
         child = f"{rel}/{name}" if rel else name
         if entry.link:
@@ -88,7 +92,11 @@ def children(root: PathRoot, directory: str, rel: str) -> list[tuple[FileInfo, b
                 continue
             entry = replace(entry, is_dir=resolved.is_dir, size=resolved.size,
                             modified=entry.modified or resolved.modified)  # fmt: skip
-        found.append((_info(child, entry), bool(entry.is_dir) and not entry.link))
+        digest = None
+        if not entry.is_dir:
+            path = fs.pathmod.join(directory, name)
+            digest = read_digest(fs, path, entry.size, entry.modified, sidecar=name in recorded)
+        found.append((_info(child, entry, digest), bool(entry.is_dir) and not entry.link))
     # A directory sorts as "name/": a depth-first walk then yields paths in sorted order.
     found.sort(key=lambda item: item[0].path + ("/" if item[1] else ""))
     return found
@@ -121,6 +129,8 @@ def delete(root: PathRoot, rel: str) -> None:
         raise NotFound(f"no such file or directory: {root.where(rel)}")
     if not info.is_dir or info.link:
         fs.remove(target)
+        if not info.is_dir:
+            remove_sidecar(fs, target)
         return
     try:
         for attempt in range(_DELETE_ATTEMPTS):

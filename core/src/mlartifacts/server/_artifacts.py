@@ -15,7 +15,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .._types import FileInfo
+from ..errors import IntegrityError
 from ..store import ArtifactStore
+from ..transfer._digest import DigestFieldError, http_field, parse_http_field
 from ._errors import ApiError
 from ._paths import request_path
 from ._streams import SMALL_BODY, IncompleteBody, RequestBody, parse_range, refuse_transfer_codings
@@ -52,11 +54,22 @@ def content_disposition(name: str) -> str:
 
 
 def entity_tag(info: FileInfo) -> str:
-    """A strong ETag from the backend, or a weak one from size and modification time."""
+    """A strong ETag from the content's SHA-256 or the backend's, else a weak one from size and time."""
+    if info.digest:
+        return f'"sha256-{info.digest}"'
     if info.etag:
         return info.etag if info.etag.startswith(('"', 'W/"')) else f'"{info.etag}"'
     stamp = int((info.modified or 0) * 1_000_000)
     return f'W/"{info.file_size or 0:x}-{stamp:x}"'
+
+
+def announced_digest(request: Request) -> str | None:
+    """The SHA-256 a PUT announces in ``Content-Digest`` (or ``Repr-Digest``), or None."""
+    try:
+        found = parse_http_field(request.headers.get("content-digest"))
+        return found or parse_http_field(request.headers.get("repr-digest"))
+    except DigestFieldError as exc:
+        raise ApiError("INVALID_PARAMETER_VALUE", f"Content-Digest: {exc}") from exc
 
 
 def _encode_token(path: str) -> str:
@@ -126,7 +139,9 @@ class ArtifactsApi:
             if details:
                 if info.modified is not None:
                     row["modified"] = info.modified
-                if info.checksum is not None:
+                if info.digest is not None:
+                    row["digest"] = f"sha256:{info.digest}"
+                elif info.checksum is not None:
                     row["digest"] = f"{info.checksum.algorithm}:{info.checksum.value}"
             files.append(row)
         body: dict[str, Any] = {"files": files} if files else {}
@@ -170,6 +185,8 @@ class ArtifactsApi:
         }
         if info.modified is not None:
             headers["Last-Modified"] = email.utils.formatdate(info.modified, usegmt=True)
+        if info.digest is not None:
+            headers["Repr-Digest"] = http_field(info.digest)  # RFC 9530: of the whole file, even in a 206
         if tag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
             return Response(status_code=304, headers=headers)
         wanted = parse_range(request.headers.get("range"), size)
@@ -202,6 +219,7 @@ class ArtifactsApi:
             )
         path = request_path(raw, allow_empty=False)
         refuse_transfer_codings(request)
+        digest = announced_digest(request)
         length = request.headers.get("content-length")
         expected = int(length) if length and length.isdigit() else None
         try:
@@ -212,10 +230,16 @@ class ArtifactsApi:
                     raise IncompleteBody(
                         f"the request body has {len(data)} bytes, its Content-Length {expected}"
                     )
-                await anyio.to_thread.run_sync(self.store.write, path, (data,), expected)
+                await anyio.to_thread.run_sync(self.store.write, path, (data,), expected, None, digest)
             else:
                 body = RequestBody(request, expected)
-                await anyio.to_thread.run_sync(self.store.write, path, body, expected)
+                await anyio.to_thread.run_sync(self.store.write, path, body, expected, None, digest)
+        except IntegrityError as exc:
+            if digest is None:
+                raise  # the storage's own check failed, not the client's
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", f"the body of '{path}' does not match its Content-Digest: {exc}"
+            ) from exc
         except ClientDisconnect:
             # The client went away midway: the write was abandoned, nothing is visible.
             return Response(status_code=400)

@@ -19,7 +19,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .._tar import BatchFormatError, read_members, reader, write_members
 from .._types import FileInfo
+from ..errors import IntegrityError
 from ..store import ArtifactStore
+from ..transfer._digest import valid_hex
 from ._errors import ApiError
 from ._json import read_json
 from ._paths import member_path, request_path
@@ -56,9 +58,17 @@ class BatchApi:
 
         def store_members() -> tuple[int, int]:
             count = total = 0
-            for name, size, data in read_members(reader(body)):
+            for name, size, data, announced in read_members(reader(body)):
                 path = member_path(name, directory)
-                self.store.write(path, _blocks(data), size)
+                digest = valid_hex(announced) if announced is not None else None
+                if announced is not None and digest is None:
+                    raise BatchFormatError(f"member {name!r}: {announced!r} is not a SHA-256")
+                try:
+                    self.store.write(path, _blocks(data), size, None, digest)
+                except IntegrityError as exc:
+                    if digest is None:
+                        raise
+                    raise BatchFormatError(f"member {name!r} does not match its SHA-256: {exc}") from exc
                 count += 1
                 total += size
             return count, total
@@ -85,9 +95,9 @@ class BatchApi:
             if info.is_dir:
                 raise ApiError("INVALID_PARAMETER_VALUE", f"'{path}' is a directory, not a file")
 
-        def members() -> Iterator[tuple[str, int, IO[bytes]]]:
+        def members() -> Iterator[tuple[str, int, IO[bytes], str | None]]:
             for name, path, info in zip(names, targets, infos, strict=True):
-                yield name, info.file_size or 0, reader(self.store.read(path))
+                yield name, info.file_size or 0, reader(self.store.read(path)), info.digest
 
         return StreamingResponse(write_members(members()), media_type=_TAR)
 

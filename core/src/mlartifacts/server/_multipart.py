@@ -25,6 +25,7 @@ from .._version import __version__
 from ..config import env_int
 from ..errors import InvalidPath
 from ..store import ArtifactStore
+from ..transfer._digest import valid_hex
 from ._errors import ApiError
 from ._json import read_json
 from ._paths import request_path
@@ -151,7 +152,11 @@ class MultipartApi:
         limits = self.store.backend.multipart_limits
         assert limits is not None
         parts = _parts(_field(body, "parts", list), limits.max_parts)
-        await anyio.to_thread.run_sync(self.store.backend.complete_multipart, target, upload_id, parts)
+        # Beyond MLflow: our client sends the SHA-256 it hashed while reading the parts.
+        digest = valid_hex(body.get("digest")) if isinstance(body, dict) else None
+        await anyio.to_thread.run_sync(
+            self.store.backend.complete_multipart, target, upload_id, parts, digest
+        )
         return JSONResponse({})
 
     @property

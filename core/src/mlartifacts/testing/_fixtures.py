@@ -16,6 +16,7 @@ import pytest
 
 from .. import ArtifactStore, PluginRegistry, Settings, default_registry
 from .._types import MiB
+from ..paths import DIGEST_PREFIX
 
 __all__ = ["ContractFixtures", "random_bytes", "read_tree", "write_tree"]
 
@@ -35,8 +36,12 @@ def write_tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
-    """Every file below ``root`` as relative POSIX path -> content."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file below ``root`` as relative POSIX path -> content (digest sidecars left out)."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(DIGEST_PREFIX)
+    }
 
 
 def digest(path: Path) -> str:

@@ -28,7 +28,7 @@ from .._types import (
     Part,
     PendingUpload,
 )
-from ..errors import BackendError, InvalidPath, InvalidUri, NotFound, TransientError
+from ..errors import BackendError, IntegrityError, InvalidPath, InvalidUri, NotFound, TransientError
 from ..hookspecs import Progress, hookimpl
 from ..paths import join, normalize
 
@@ -53,6 +53,7 @@ class _Object:
     data: bytes
     md5: str
     modified: float
+    digest: str | None = None  # the SHA-256 recorded with it (mlartifacts' metadata)
 
 
 @dataclass
@@ -133,6 +134,14 @@ class MemoryBackend:
         with self._lock:
             self._faults.append(_Fault(hook, factory, times, delay, corrupt, path))
 
+    def corrupt_stored(self, bucket: str, key: str, offset: int = 0) -> None:
+        """Flip one byte of a stored object behind the backend's back (its metadata unchanged)."""
+        with self._lock:
+            obj = self._buckets[bucket][key]
+            data = bytearray(obj.data)
+            data[offset] ^= 0xFF
+            obj.data = bytes(data)
+
     def objects(self, bucket: str) -> dict[str, bytes]:
         """A snapshot of a bucket: key -> bytes."""
         with self._lock:
@@ -174,8 +183,8 @@ class MemoryBackend:
             raise NotFound(f"no object {key!r} in memory bucket {root.bucket!r}")
         return obj
 
-    def _put(self, root: MemoryRoot, path: str, data: bytes) -> None:
-        obj = _Object(data, hashlib.md5(data).hexdigest(), time.time())
+    def _put(self, root: MemoryRoot, path: str, data: bytes, digest: str | None = None) -> None:
+        obj = _Object(data, hashlib.md5(data).hexdigest(), time.time(), digest)
         with self._lock:
             self._bucket(root)[root.key(path)] = obj
 
@@ -225,6 +234,7 @@ class MemoryBackend:
                     checksum=Checksum("md5", obj.md5),
                     etag=obj.md5,
                     modified=obj.modified,
+                    digest=obj.digest,
                 )
             prefix = key + "/" if key else ""
             if any(k.startswith(prefix) for k in bucket):
@@ -250,27 +260,37 @@ class MemoryBackend:
                     seen.add(child)
                     yield FileInfo((prefix + child)[strip:], True)
                 continue
-            yield FileInfo(k[strip:], False, len(obj.data), checksum=Checksum("md5", obj.md5))
+            yield FileInfo(
+                k[strip:], False, len(obj.data), checksum=Checksum("md5", obj.md5), digest=obj.digest
+            )
 
     @hookimpl
-    def upload(self, root: MemoryRoot, path: str, local_file: str, progress: Progress) -> None:
+    def upload(
+        self, root: MemoryRoot, path: str, local_file: str, progress: Progress, digest: str | None
+    ) -> None:
         self._enter("upload", root.key(path))
         pieces = []
         with open(local_file, "rb") as f:
             for block in iter(lambda: f.read(self.chunk_size), b""):
                 pieces.append(block)
                 progress(len(block))
-        self._put(root, path, b"".join(pieces))
+        self._put(root, path, b"".join(pieces), digest)
 
     @hookimpl
-    def write(self, root: MemoryRoot, path: str, chunks: Iterable[bytes]) -> None:
+    def write(self, root: MemoryRoot, path: str, chunks: Iterable[bytes], digest: str | None) -> None:
         self._enter("write", root.key(path))
-        self._put(root, path, b"".join(chunks))
+        data = b"".join(chunks)
+        received = hashlib.sha256(data).hexdigest()  # it has the bytes: a stream's digest is known
+        # As a store that checks bodies against a declared checksum (S3's x-amz-checksum-sha256).
+        if digest is not None and received != digest:
+            raise IntegrityError(f"{root.key(path)}: the body does not match its SHA-256 (BadDigest)")
+        self._put(root, path, data, received)
 
     @hookimpl
-    def download(self, root: MemoryRoot, path: str, local_file: str, progress: Progress) -> None:
+    def download(self, root: MemoryRoot, path: str, local_file: str, progress: Progress) -> str | None:
         fault = self._enter("download", root.key(path))
-        data = self._get(root, path).data
+        obj = self._get(root, path)
+        data = obj.data
         if fault is not None and fault.corrupt:
             data = _corrupted(data)
         with open(local_file, "wb") as f:
@@ -278,6 +298,7 @@ class MemoryBackend:
                 block = data[start : start + self.chunk_size]
                 f.write(block)
                 progress(len(block))
+        return obj.digest
 
     @hookimpl
     def read(self, root: MemoryRoot, path: str, offset: int, length: int | None) -> Iterator[bytes]:
@@ -293,7 +314,7 @@ class MemoryBackend:
     def upload_batch(self, root: MemoryRoot, path: str, files: Iterable[tuple[str, bytes]]) -> None:
         self._enter("upload_batch", root.key(path))
         for name, data in files:
-            self._put(root, join(path, name), data)
+            self._put(root, join(path, name), data, hashlib.sha256(data).hexdigest())
 
     @hookimpl
     def download_batch(
@@ -347,7 +368,9 @@ class MemoryBackend:
         return etag
 
     @hookimpl
-    def complete_multipart(self, root: MemoryRoot, path: str, upload_id: str, parts: Sequence[Part]) -> None:
+    def complete_multipart(
+        self, root: MemoryRoot, path: str, upload_id: str, parts: Sequence[Part], digest: str | None
+    ) -> None:
         self._enter("complete_multipart", root.key(path))
         with self._lock:
             upload = self._upload(upload_id)
@@ -368,7 +391,7 @@ class MemoryBackend:
                     "(EntityTooSmall)"
                 )
             del self._uploads[upload_id]
-        self._put(root, path, b"".join(chosen))
+        self._put(root, path, b"".join(chosen), digest)
 
     @hookimpl
     def abort_multipart(self, root: MemoryRoot, path: str, upload_id: str) -> None:
@@ -399,7 +422,8 @@ class MemoryBackend:
     @hookimpl
     def copy(self, root: MemoryRoot, path: str, dst_root: MemoryRoot, dst_path: str) -> None:
         self._enter("copy", root.key(path))
-        self._put(dst_root, dst_path, self._get(root, path).data)
+        obj = self._get(root, path)
+        self._put(dst_root, dst_path, obj.data, obj.digest)
 
 
 def _corrupted(data: bytes) -> bytes:

@@ -1,7 +1,17 @@
-"""The transfer engine: concurrency, multipart, ranged reads, retries, timeouts, progress."""
+"""The transfer engine: concurrency, multipart, ranged reads, retries, timeouts, progress, digests."""
 
 from ._deadline import time_left
+from ._digest import from_base64, sha256_hex, to_base64, valid_hex
 from ._engine import TransferEngine
 from ._progress import NullProgress, Progress
 
-__all__ = ["NullProgress", "Progress", "TransferEngine", "time_left"]
+__all__ = [
+    "NullProgress",
+    "Progress",
+    "TransferEngine",
+    "from_base64",
+    "sha256_hex",
+    "time_left",
+    "to_base64",
+    "valid_hex",
+]

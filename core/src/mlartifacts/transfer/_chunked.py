@@ -21,7 +21,7 @@ from .._backend import Backend
 from .._types import MultipartLimits, Part
 from ..config import Settings
 from ..errors import ArtifactError, IntegrityError, NotSupported, OperationTimeout, TransferError
-from . import _deadline
+from . import _deadline, _digest
 from ._progress import AttemptCounter, Progress
 from ._resume import UploadJournal, crc
 from ._retry import Cancelled, JobContext, retry
@@ -189,14 +189,21 @@ def _upload_file_parts(
             raise IntegrityError(f"{local_file} shrank while it was being uploaded")
         return data
 
+    # The file's SHA-256, from the parts as they are read (None: MLARTIFACTS_DIGESTS=false).
+    # Parts a resumed upload keeps are hashed as they are re-read for their CRC check.
+    hasher = _digest.OrderedHasher() if settings.digests else None
+
+    def reread(number: int) -> int:
+        data = read_part(number)
+        if hasher is not None:
+            hasher.feed(number, data)
+        return crc(data)
+
     kept: dict[int, Part] = {}
     found = None
     if journal is not None:
         found = journal.resume(
-            ctx,
-            lambda n: span(n)[1],
-            count,
-            lambda numbers: map_chunks(pool, lambda n: crc(read_part(n)), numbers, ctx),
+            ctx, lambda n: span(n)[1], count, lambda numbers: map_chunks(pool, reread, numbers, ctx)
         )
     if found is not None:
         upload_id, kept = found
@@ -216,6 +223,8 @@ def _upload_file_parts(
 
             def attempt() -> Part:
                 data = read_part(number)
+                if hasher is not None:
+                    hasher.feed(number, data)
                 etag = backend.upload_part(path, upload_id, number, data)
                 part = Part(number, etag)
                 if journal is not None:
@@ -232,9 +241,10 @@ def _upload_file_parts(
             )
 
         missing = [n for n in range(1, count + 1) if n not in kept]
-        parts = [*kept.values(), *map_chunks(pool, send, missing, ctx)]
+        parts = sorted([*kept.values(), *map_chunks(pool, send, missing, ctx)], key=lambda p: p.part_number)
+        digest = hasher.hexdigest(count) if hasher is not None else None
         retry(
-            lambda: backend.complete_multipart(path, upload_id, parts),
+            lambda: backend.complete_multipart(path, upload_id, parts, digest),
             file_ctx,
             settings,
             what=f"complete {where}",
@@ -275,12 +285,15 @@ def upload_stream_parts(
     settings: Settings,
     ctx: JobContext,
     progress: Progress,
+    digest: str | None = None,
 ) -> None:
     """Write a stream of unknown length, as multipart once it outgrows one part.
 
     A stream shorter than one part goes to the backend's ``write`` in one piece.
     At most ``stream_parts_in_flight`` parts (and never more than ``max_workers``)
-    are buffered or uploading at any time, plus the one being read.
+    are buffered or uploading at any time, plus the one being read. The stream is
+    hashed as it is read; ``digest``, the SHA-256 the caller announced, is checked
+    before anything is committed (IntegrityError, nothing stored, if it differs).
     """
     part_size = limits.part_size_for(size_hint or 0, limits.part_size or settings.multipart_chunksize)
     where = backend.where(path)
@@ -288,11 +301,15 @@ def upload_stream_parts(
     first = next(parts_iter, b"")
     second = next(parts_iter, None)
     if second is None:
-        retry(lambda: backend.write(path, [first]), ctx, settings, what=f"write {where}")
+        known = _digest.sha256_hex(first)
+        if digest is not None and digest != known:
+            raise _digest.mismatch(where, digest, known, "the writer announced")
+        retry(lambda: backend.write(path, [first], known), ctx, settings, what=f"write {where}")
         progress.update(len(first))
         return
     if size_hint is not None and size_hint < (limits.threshold or 0):
-        write_whole(backend, path, itertools.chain([first, second], parts_iter), progress, ctx)
+        rest = itertools.chain([first, second], parts_iter)
+        write_whole(backend, path, rest, progress, ctx, digest)
         return
     try:
         upload_id = retry(
@@ -305,10 +322,11 @@ def upload_stream_parts(
         # Not in parts after all (a proxy's destination refused): one streamed write,
         # starting with the parts already buffered.
         log.info("%s: multipart refused; writing in one stream", where)
-        write_whole(backend, path, itertools.chain([first, second], parts_iter), progress, ctx)
+        write_whole(backend, path, itertools.chain([first, second], parts_iter), progress, ctx, digest)
         return
     slots = threading.BoundedSemaphore(min(settings.max_workers, settings.stream_parts_in_flight))
     futures: list[Future[Part]] = []
+    hasher = _digest.OrderedHasher()  # parts are read in order, here: hashed as they come
 
     def send(number: int, data: bytes) -> Part:
         try:
@@ -340,9 +358,13 @@ def upload_stream_parts(
                 _raise_failed(futures)
             _raise_failed(futures)
             futures.append(pool.submit(send, number, data))
+            hasher.feed(number, data)  # while the part is in flight
         parts = gather(futures, ctx)
+        whole = hasher.hexdigest(len(parts))
+        if digest is not None and whole is not None and digest != whole:
+            raise _digest.mismatch(where, digest, whole, "the writer announced")
         retry(
-            lambda: backend.complete_multipart(path, upload_id, parts),
+            lambda: backend.complete_multipart(path, upload_id, parts, whole),
             ctx,
             settings,
             what=f"complete {where}",
@@ -356,31 +378,40 @@ def upload_stream_parts(
 
 
 def write_whole(
-    backend: Backend, path: str, chunks: Iterable[bytes], progress: Progress, ctx: JobContext
+    backend: Backend,
+    path: str,
+    chunks: Iterable[bytes],
+    progress: Progress,
+    ctx: JobContext,
+    digest: str | None = None,
 ) -> None:
     """One streamed ``write`` of the caller's chunks, counted and deadline-checked.
 
     If the caller's own stream breaks, that is the error raised, not the backend's
     translation of it (a plugin sees only an exception escaping its iterable).
+    ``digest`` (the caller's SHA-256 of the stream) goes to the backend, which records
+    it and, where it sees the bytes itself, checks it before the object is committed.
     """
+    if digest is not None:
+        chunks = _digest.verified(chunks, digest, backend.where(path))
     source = _Source(chunks, progress, ctx)
     try:
         if ctx.timeout is None:
-            backend.write(path, source)
+            backend.write(path, source, digest)
         else:
-            _piped_write(backend, path, source, ctx)
+            _piped_write(backend, path, source, ctx, digest)
     except ArtifactError:
         if source.error is not None:
             raise source.error from None
         raise
 
 
-def _piped_write(backend: Backend, path: str, source: _Source, ctx: JobContext) -> None:
+def _piped_write(backend: Backend, path: str, source: _Source, ctx: JobContext, digest: str | None) -> None:
     """``backend.write`` on its own thread, given up at the deadline; the stream is read here."""
     deadline = ctx.deadline()
     assert deadline is not None
     pipe = _deadline.Pipe(ctx.expired)
-    writer = _deadline.Worker(lambda: backend.write(path, pipe), deadline, None)
+    writer = _deadline.Worker(lambda: backend.write(path, pipe, digest), deadline, None)
     try:
         for chunk in source:
             pipe.put(chunk, writer)

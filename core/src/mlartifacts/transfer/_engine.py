@@ -23,8 +23,8 @@ from .._backend import Backend
 from .._types import FileInfo
 from ..config import Settings
 from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, OperationTimeout, TransferError
-from . import _batches, _chunked
-from ._local import atomic_destination, verify, walk_files
+from . import _batches, _chunked, _digest
+from ._local import atomic_destination, check_received, walk_files
 from ._progress import AttemptCounter, Forward, NullProgress, Progress, Tally
 from ._resume import DownloadJournal, download_resumable
 from ._retry import Cancelled, JobContext, pause, retry
@@ -36,6 +36,8 @@ T = TypeVar("T")
 log = logging.getLogger("mlartifacts.transfer")
 
 _POLL = 0.25
+#: Files downloaded in one stream from this size on are hashed while they arrive.
+_TRAIL = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -203,8 +205,12 @@ class TransferEngine:
                     log.info("%s: multipart refused; uploading in one request", backend.where(path))
         counter = AttemptCounter(progress, ctx)
 
+        # Sent whole (a small file, or a store without parts): hashed first, from the page cache.
+        first = self.settings.digests and not backend.capabilities.hashes_uploads
+        digest = _digest.file_sha256(local_file) if first else None
+
         def attempt() -> None:
-            backend.upload(path, local_file, counter)
+            backend.upload(path, local_file, counter, digest)
             if counter.sent < size:  # the backend reported less (or nothing): settle the count
                 counter(size - counter.sent)
 
@@ -235,6 +241,8 @@ class TransferEngine:
             and size >= settings.ranged_download_threshold
             and size > settings.ranged_download_chunksize
         )
+        if in_ranges and info.digest is None and expected is not None and settings.digests:
+            info = retry(lambda: backend.stat(path), ctx, settings, what=f"stat {where}")  # S3's listings
         journal = DownloadJournal.open(backend, path, local_file, info, settings) if in_ranges else None
         if journal is not None:  # through a kept partial file, so that a re-run resumes
             try:
@@ -254,7 +262,7 @@ class TransferEngine:
                     _chunked.download_ranges(
                         backend, path, tmp, size, self._chunks(), settings, ctx, progress
                     )
-                    verify(tmp, checked, where)
+                    check_received(tmp, checked, None, where, backend.name, settings.digests)
 
                 retry(ranged, ctx, settings, what=ctx.what)
             else:
@@ -262,8 +270,15 @@ class TransferEngine:
                 checked = info
 
                 def attempt() -> None:
-                    backend.download(path, tmp, counter)
-                    verify(tmp, checked, where)
+                    # A large file is hashed while it arrives, on another thread (see Trailing).
+                    trailing = _digest.Trailing(tmp) if settings.digests and (size or 0) >= _TRAIL else None
+                    try:
+                        sent = backend.download(path, tmp, _digest.reporting(counter, trailing))
+                    except BaseException:
+                        if trailing is not None:
+                            trailing.abandon()
+                        raise
+                    check_received(tmp, checked, sent, where, backend.name, settings.digests, trailing)
                     received = os.path.getsize(tmp)
                     if counter.sent < received:
                         counter(received - counter.sent)
@@ -432,11 +447,13 @@ class TransferEngine:
         chunks: Iterable[bytes],
         size_hint: int | None = None,
         progress: Progress | None = None,
+        digest: str | None = None,
     ) -> None:
         """Write an object from a stream of unknown length, multipart where the backend has it.
 
         Runs in the calling thread (which keeps consuming ``chunks``); parts go out
-        in parallel. Nothing is visible at ``path`` unless the whole stream arrived.
+        in parallel. Nothing is visible at ``path`` unless the whole stream arrived
+        (and, given ``digest``, its SHA-256 matched where the bytes pass the engine).
         """
         progress = progress or NullProgress()
         progress.begin(size_hint, 1)
@@ -446,10 +463,19 @@ class TransferEngine:
             limits = backend.multipart_limits
             if limits is not None:
                 _chunked.upload_stream_parts(
-                    backend, limits, chunks, size_hint, path, self._chunks(), self.settings, ctx, progress
+                    backend,
+                    limits,
+                    chunks,
+                    size_hint,
+                    path,
+                    self._chunks(),
+                    self.settings,
+                    ctx,
+                    progress,
+                    digest,
                 )
             else:
-                _chunked.write_whole(backend, path, chunks, progress, ctx)
+                _chunked.write_whole(backend, path, chunks, progress, ctx, digest)
             progress.file_done(path)
         except Cancelled as exc:  # the stream's own parts failed; their error was raised instead
             raise TransferError(f"{ctx.what}: cancelled") from exc
@@ -521,7 +547,8 @@ class TransferEngine:
         info = self.call(f"stat {src.where(src_path)}", lambda: src.stat(src_path))
         if info.is_dir:
             raise InvalidPath(f"{src.where(src_path)} is a directory; copy it as a tree")
-        self.write_stream(dst, dst_path, self.read_stream(src, src_path), info.file_size, progress)
+        stream = self.read_stream(src, src_path)
+        self.write_stream(dst, dst_path, stream, info.file_size, progress, info.digest)
 
     def copy_tree(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -12,8 +13,9 @@ from .. import paths as _paths
 from .._types import FileInfo
 from ..errors import IntegrityError, InvalidPath, NotFound
 from ._checksums import hasher, hexdigest
+from ._digest import Trailing, verify_file
 
-__all__ = ["DEFAULT_MODE", "atomic_destination", "verify", "walk_files"]
+__all__ = ["DEFAULT_MODE", "atomic_destination", "check_received", "verify", "walk_files"]
 
 log = logging.getLogger("mlartifacts.transfer")
 
@@ -86,7 +88,8 @@ def walk_files(local_dir: str) -> list[tuple[str, str, int]]:
     """Every file below ``local_dir`` as (local path, relative POSIX path, size), sorted.
 
     Symbolic links to files are followed (their content is uploaded); links to
-    directories are not descended, as ``os.walk`` does by default.
+    directories are not descended, as ``os.walk`` does by default. Names reserved by
+    mlartifacts (temporaries, digest sidecars: a directory that is a store) are skipped.
     """
     if not os.path.isdir(local_dir):
         raise NotFound(f"local directory {local_dir!r} does not exist")
@@ -94,6 +97,8 @@ def walk_files(local_dir: str) -> list[tuple[str, str, int]]:
     for directory, dirnames, filenames in os.walk(local_dir):
         dirnames.sort()
         for name in sorted(filenames):
+            if name.startswith(_paths.RESERVED_PREFIXES):
+                continue
             local = os.path.join(directory, name)
             rel = os.path.relpath(local, local_dir).replace(os.sep, "/")
             try:
@@ -103,3 +108,31 @@ def walk_files(local_dir: str) -> list[tuple[str, str, int]]:
                 continue
             found.append((local, rel, size))
     return found
+
+
+def check_received(
+    local_file: str,
+    info: FileInfo,
+    sent: str | None,
+    where: str,
+    backend: str,
+    digests: bool,
+    trailing: Trailing | None = None,
+) -> None:
+    """Verify a received file: its size, then the SHA-256 recorded with it, else the native checksum.
+
+    ``sent`` is the digest the storage sent with these very bytes (it wins over a
+    listing's, which may describe an older version). ``digests`` False: size and
+    native checksum only (``MLARTIFACTS_DIGESTS=false``).
+    """
+    digest = (sent or info.digest) if digests else None
+    try:
+        verify(local_file, info if digest is None else dataclasses.replace(info, checksum=None), where)
+    except BaseException:
+        if trailing is not None:
+            trailing.abandon()
+        raise
+    if digest is not None:
+        verify_file(local_file, digest, where, backend, trailing)
+    elif trailing is not None:
+        trailing.abandon()

@@ -34,7 +34,7 @@ from ..errors import (
     OperationTimeout,
 )
 from ._journal import Journal, open_journal
-from ._local import DEFAULT_MODE, verify
+from ._local import DEFAULT_MODE, check_received
 from ._progress import Progress, Tally
 from ._retry import JobContext, retry
 
@@ -317,7 +317,7 @@ def download_resumable(
             download_ranges(
                 backend, path, partial, size, pool, settings, ctx, tally, done, journal.range_done
             )
-            verify(partial, info, where)
+            check_received(partial, info, None, where, backend.name, settings.digests)
         except BaseException as exc:
             tally.take_back()  # counted again (from what is on disk) by the next attempt
             if not _resumable(exc):

@@ -7,6 +7,7 @@ files and download verification.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from mlartifacts.hookspecs import Progress
 # stay fast for users who never touch your backend.
 
 _BUCKETS: dict[str, dict[str, bytes]] = {}
+# Each object's SHA-256, recorded with it (your store: its metadata). See "Digests" in
+# docs/plugin-authors.md: stat and list return it, and downloads are checked against it.
+_DIGESTS: dict[tuple[str, str], str] = {}
 _LOCK = threading.Lock()
 _CHUNK = 64 * 1024
 
@@ -54,9 +58,15 @@ def _objects(root: Root) -> dict[str, bytes]:
         return dict(_BUCKETS.get(root.bucket, {}))
 
 
-def _put(root: Root, path: str, data: bytes) -> None:
+def _put(root: Root, path: str, data: bytes, digest: str | None) -> None:
     with _LOCK:  # one assignment: the object appears whole or not at all
         _BUCKETS.setdefault(root.bucket, {})[root.key(path)] = data
+        _DIGESTS[root.bucket, root.key(path)] = digest or hashlib.sha256(data).hexdigest()
+
+
+def _digest(root: Root, key: str) -> str | None:
+    with _LOCK:
+        return _DIGESTS.get((root.bucket, key))
 
 
 def _get(root: Root, path: str) -> bytes:
@@ -72,7 +82,7 @@ def stat(root: Root, path: str) -> FileInfo:
     key = root.key(path)
     objects = _objects(root)
     if key in objects:
-        return FileInfo(path, False, len(objects[key]))
+        return FileInfo(path, False, len(objects[key]), digest=_digest(root, key))
     if any(k.startswith(f"{key}/" if key else "") for k in objects):
         return FileInfo(path, True)
     raise NotFound(f"nothing at {key!r} in bucket {root.bucket!r}")
@@ -93,20 +103,20 @@ def list_entries(root: Root, path: str, recursive: bool) -> Iterator[FileInfo]:
                 children.add(child)
                 yield FileInfo(child[strip:], True)
         else:
-            yield FileInfo(key[strip:], False, len(data))
+            yield FileInfo(key[strip:], False, len(data), digest=_digest(root, key))
 
 
 @hookimpl
-def upload(root: Root, path: str, local_file: str, progress: Progress) -> None:
+def upload(root: Root, path: str, local_file: str, progress: Progress, digest: str | None) -> None:
     with open(local_file, "rb") as f:
         data = f.read()
     progress(len(data))
-    _put(root, path, data)
+    _put(root, path, data, digest)  # digest: the file's SHA-256, computed by the engine
 
 
 @hookimpl
-def write(root: Root, path: str, chunks: Iterable[bytes]) -> None:
-    _put(root, path, b"".join(chunks))
+def write(root: Root, path: str, chunks: Iterable[bytes], digest: str | None) -> None:
+    _put(root, path, b"".join(chunks), digest)
 
 
 @hookimpl
@@ -132,5 +142,6 @@ def delete(root: Root, path: str) -> None:
         doomed = [k for k in bucket if k == key or k.startswith(f"{key}/" if key else "")]
         for k in doomed:
             del bucket[k]
+            _DIGESTS.pop((root.bucket, k), None)
     if not doomed:
         raise NotFound(f"nothing at {key!r} in bucket {root.bucket!r}")

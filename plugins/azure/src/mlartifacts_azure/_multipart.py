@@ -29,6 +29,7 @@ from mlartifacts import MultipartLimits, Part, PresignedUrl, hookimpl
 from mlartifacts.errors import InvalidPath, NotSupported
 
 from ._errors import translated
+from ._objects import DIGEST_KEY
 from ._root import AzureRoot, content_type
 
 if TYPE_CHECKING:
@@ -85,19 +86,28 @@ def upload_part(root: AzureRoot, path: str, upload_id: str, part_number: int, da
     name = root.name(path)
     block = block_id(upload_id, part_number)
     with translated(root, name):
-        root.blob(name).stage_block(block, data, length=len(data), timeout=_timeout(root))
+        # validate_content: the block goes with its Content-MD5, which Azure checks (a block
+        # changed in flight is refused: Md5Mismatch).
+        root.blob(name).stage_block(
+            block, data, length=len(data), validate_content=True, timeout=_timeout(root)
+        )
     return block
 
 
 @hookimpl
-def complete_multipart(root: AzureRoot, path: str, upload_id: str, parts: Sequence[Part]) -> None:
+def complete_multipart(
+    root: AzureRoot, path: str, upload_id: str, parts: Sequence[Part], digest: str | None
+) -> None:
     from azure.storage.blob import BlobBlock, ContentSettings
 
     name = root.name(path)
     blocks = [BlobBlock(_part_block_id(root, name, upload_id, p)) for p in parts]
     with translated(root, name):
         root.blob(name).commit_block_list(
-            blocks, content_settings=ContentSettings(content_type=content_type(name)), timeout=_timeout(root)
+            blocks,
+            content_settings=ContentSettings(content_type=content_type(name)),
+            metadata={DIGEST_KEY: digest} if digest is not None else None,  # set with the commit
+            timeout=_timeout(root),
         )
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from mlartifacts import Checksum, FileInfo, hookimpl
 from mlartifacts.errors import BackendError, NotFound
 from mlartifacts.hookspecs import Progress
+from mlartifacts.transfer import sha256_hex, valid_hex
 
 from ._errors import BY_CODE, error_code, status_of, translate, translated
 from ._root import AzureRoot, content_type
@@ -27,6 +28,8 @@ LIST_PAGE_SIZE = 5000
 #: Blobs per batch delete request (the service takes at most 256).
 DELETE_BATCH = 256
 _CHUNK = 1024 * 1024
+#: The metadata key holding the content's SHA-256 (issue 15; Azure's keys are C# identifiers).
+DIGEST_KEY = "mlartifacts_sha256"
 # Codes with which an account refuses the batch API (HNS accounts, some emulators and proxies).
 _NO_BATCH = {
     "FeatureNotSupportedByEmulator",
@@ -50,6 +53,11 @@ def checksum_of(settings: ContentSettings | None) -> Checksum | None:
     return Checksum("md5", bytes(md5).hex()) if md5 and len(md5) == 16 else None
 
 
+def digest_of(blob: BlobProperties) -> str | None:
+    """The SHA-256 recorded in a blob's metadata (listings include metadata, as properties do)."""
+    return valid_hex((blob.metadata or {}).get(DIGEST_KEY))
+
+
 def _file_info(path: str, blob: BlobProperties) -> FileInfo:
     modified = blob.last_modified
     return FileInfo(
@@ -59,6 +67,7 @@ def _file_info(path: str, blob: BlobProperties) -> FileInfo:
         checksum=checksum_of(blob.content_settings),
         etag=str(blob.etag).strip('"') if blob.etag else None,
         modified=modified.timestamp() if modified is not None else None,
+        digest=digest_of(blob),
     )
 
 
@@ -129,44 +138,48 @@ def _server_timeout(root: AzureRoot) -> int | None:
     return int(root.config.timeout) if root.config.timeout else None
 
 
-def put(root: AzureRoot, name: str, data: bytes | Any, md5: bytes, length: int) -> None:
-    """One Put Blob with Content-MD5 set, so later downloads can be verified."""
+def put(
+    root: AzureRoot, name: str, data: bytes | Any, md5: bytes, length: int, digest: str | None = None
+) -> None:
+    """One Put Blob with Content-MD5 set (so later downloads can be verified) and the SHA-256 as metadata."""
     with translated(root, name):
         root.blob(name).upload_blob(
             data,
             length=length,
             overwrite=True,
             content_settings=_content_settings(name, md5),
+            metadata={DIGEST_KEY: digest} if digest is not None else None,
             max_concurrency=1,
             timeout=_server_timeout(root),
         )
 
 
 @hookimpl
-def upload(root: AzureRoot, path: str, local_file: str, progress: Progress) -> None:
+def upload(root: AzureRoot, path: str, local_file: str, progress: Progress, digest: str | None) -> None:
     # The core sends only files below its multipart threshold here; progress is
     # reported once the blob exists.
     name = root.name(path)
-    digest = hashlib.md5(usedforsecurity=False)
+    md5 = hashlib.md5(usedforsecurity=False)
     with open(local_file, "rb") as body:
         for block in iter(lambda: body.read(_CHUNK), b""):
-            digest.update(block)
+            md5.update(block)
         size = os.fstat(body.fileno()).st_size
         body.seek(0)
-        put(root, name, body, digest.digest(), size)
+        put(root, name, body, md5.digest(), size, digest)
     progress(size)
 
 
 @hookimpl
-def write(root: AzureRoot, path: str, chunks: Iterable[bytes]) -> None:
+def write(root: AzureRoot, path: str, chunks: Iterable[bytes], digest: str | None) -> None:
     # Less than one part (the core sends longer streams in parts), so buffering is fine;
     # a stream that breaks raises before anything is sent.
     data = b"".join(chunks)
-    put(root, root.name(path), data, hashlib.md5(data, usedforsecurity=False).digest(), len(data))
+    md5 = hashlib.md5(data, usedforsecurity=False).digest()
+    put(root, root.name(path), data, md5, len(data), digest or sha256_hex(data))
 
 
 @hookimpl
-def download(root: AzureRoot, path: str, local_file: str, progress: Progress) -> None:
+def download(root: AzureRoot, path: str, local_file: str, progress: Progress) -> str | None:
     name = root.name(path)
     with translated(root, name):
         stream = root.blob(name).download_blob(max_concurrency=1, timeout=_server_timeout(root))
@@ -174,6 +187,7 @@ def download(root: AzureRoot, path: str, local_file: str, progress: Progress) ->
             for chunk in stream.chunks():
                 f.write(chunk)
                 progress(len(chunk))
+    return digest_of(stream.properties)  # the digest that came with these bytes
 
 
 @hookimpl

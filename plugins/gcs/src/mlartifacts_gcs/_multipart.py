@@ -26,7 +26,7 @@ from mlartifacts.errors import ArtifactError, InvalidPath, NotFound, NotSupporte
 from mlartifacts.paths import TEMP_PREFIX
 
 from ._errors import translated
-from ._objects import iter_blobs, put_media
+from ._objects import DIGEST_KEY, iter_blobs, put_media
 from ._root import GCSRoot, content_type
 
 if TYPE_CHECKING:
@@ -89,7 +89,9 @@ def upload_part(root: GCSRoot, path: str, upload_id: str, part_number: int, data
 
 
 @hookimpl
-def complete_multipart(root: GCSRoot, path: str, upload_id: str, parts: Sequence[Part]) -> None:
+def complete_multipart(
+    root: GCSRoot, path: str, upload_id: str, parts: Sequence[Part], digest: str | None
+) -> None:
     key = root.key(path)
     numbers = [p.part_number for p in parts]
     if not numbers or numbers != list(range(1, len(numbers) + 1)):
@@ -109,7 +111,7 @@ def complete_multipart(root: GCSRoot, path: str, upload_id: str, parts: Sequence
         level += 1
         groups = [sources[i : i + COMPOSE_FANIN] for i in range(0, len(sources), COMPOSE_FANIN)]
         sources = [_compose(root, f"{base}c{level}-{n:04d}", group) for n, group in enumerate(groups)]
-    _compose(root, key, sources, content_type(key))
+    _compose(root, key, sources, content_type(key), digest)
     try:
         _delete_temporaries(root, key, upload_id)
     except ArtifactError as exc:
@@ -118,9 +120,17 @@ def complete_multipart(root: GCSRoot, path: str, upload_id: str, parts: Sequence
         log.warning("%s: uploaded, but its temporary parts could not all be deleted: %s", root.uri(key), exc)
 
 
-def _compose(root: GCSRoot, name: str, sources: list[Blob], ctype: str = "application/octet-stream") -> Blob:
+def _compose(
+    root: GCSRoot,
+    name: str,
+    sources: list[Blob],
+    ctype: str = "application/octet-stream",
+    digest: str | None = None,
+) -> Blob:
     target = root.handle.blob(name)
     target.content_type = ctype
+    if digest is not None:
+        target.metadata = {DIGEST_KEY: digest}  # compose sets the destination's metadata
     with translated(root, name):
         target.compose(sources, timeout=root.config.timeout, retry=None)
     return target

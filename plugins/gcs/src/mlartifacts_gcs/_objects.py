@@ -17,6 +17,7 @@ from mlartifacts import Checksum, FileInfo, hookimpl
 from mlartifacts.errors import IntegrityError, NotFound, NotSupported
 from mlartifacts.hookspecs import Progress
 from mlartifacts.paths import TEMP_PREFIX
+from mlartifacts.transfer import sha256_hex, valid_hex
 
 from ._errors import from_response, translated
 from ._root import GCSRoot, content_type
@@ -32,7 +33,11 @@ _CHUNK = 1024 * 1024
 #: server with another default (fake-gcs-server: everything at once) pages the same way.
 PAGE_SIZE = 1000
 # Only what a FileInfo needs: listing pages stay small.
-_LIST_FIELDS = "items(name,size,crc32c,md5Hash,etag,updated,timeCreated,generation),prefixes,nextPageToken"
+_LIST_FIELDS = (
+    "items(name,size,crc32c,md5Hash,etag,updated,timeCreated,generation,metadata),prefixes,nextPageToken"
+)
+#: The custom-metadata key holding the content's SHA-256 (issue 15).
+DIGEST_KEY = "mlartifacts-sha256"
 
 
 def _hex(b64: str | None) -> str | None:
@@ -53,6 +58,7 @@ def file_info(path: str, blob: Blob) -> FileInfo:
         checksum=checksum,
         etag=blob.etag or None,
         modified=updated.timestamp() if updated is not None else None,
+        digest=valid_hex((blob.metadata or {}).get(DIGEST_KEY)),
     )
 
 
@@ -113,7 +119,7 @@ def list_entries(root: GCSRoot, path: str, recursive: bool) -> Iterator[FileInfo
 
 
 @hookimpl
-def upload(root: GCSRoot, path: str, local_file: str, progress: Progress) -> None:
+def upload(root: GCSRoot, path: str, local_file: str, progress: Progress, digest: str | None) -> None:
     # The core sends only files below one part's size here. Up to the upload chunk
     # size, one request; above (a raised multipart threshold), a resumable upload in
     # chunks of MLFLOW_GCS_UPLOAD_CHUNK_SIZE.
@@ -121,6 +127,8 @@ def upload(root: GCSRoot, path: str, local_file: str, progress: Progress) -> Non
     size = os.path.getsize(local_file)
     chunk = root.config.upload_chunk_size
     blob = root.handle.blob(key, chunk_size=chunk if size > chunk else None)
+    if digest is not None:
+        blob.metadata = {DIGEST_KEY: digest}
     with translated(root, key):
         blob.upload_from_filename(
             local_file,
@@ -133,18 +141,20 @@ def upload(root: GCSRoot, path: str, local_file: str, progress: Progress) -> Non
 
 
 @hookimpl
-def write(root: GCSRoot, path: str, chunks: Iterable[bytes]) -> None:
+def write(root: GCSRoot, path: str, chunks: Iterable[bytes], digest: str | None) -> None:
     # Less than one part (the core sends longer streams in parts), so buffering is fine;
     # a stream that breaks raises before anything is sent.
     data = b"".join(chunks)
     key = root.key(path)
-    put_bytes(root, key, data, content_type(key))
+    put_bytes(root, key, data, content_type(key), digest or sha256_hex(data))
 
 
-def put_bytes(root: GCSRoot, key: str, data: bytes, ctype: str) -> Blob:
+def put_bytes(root: GCSRoot, key: str, data: bytes, ctype: str, digest: str | None = None) -> Blob:
     """Store ``data`` as the object ``key`` in one request (or chunks above the upload chunk size)."""
     chunk = root.config.upload_chunk_size
     blob = root.handle.blob(key, chunk_size=chunk if len(data) > chunk else None)
+    if digest is not None:
+        blob.metadata = {DIGEST_KEY: digest}
     with translated(root, key):
         blob.upload_from_string(
             data, content_type=ctype, checksum="crc32c", timeout=root.config.timeout, retry=None

@@ -115,6 +115,26 @@ class LocalFS(PathFileSystem):
         with open(src, "rb") as source:
             self._fill(dst, source, None)
 
+    def get_xattr(self, path: str, name: str) -> bytes | None:
+        """A file's extended attribute (where the toolkit keeps its digest); None without one."""
+        try:
+            return os.getxattr(path, name)
+        except OSError as exc:
+            if exc.errno == errno.ENODATA:
+                return None
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise NotImplementedError(f"no extended attributes here: {exc.strerror}") from exc
+            raise
+
+    def set_xattr(self, path: str, name: str, value: bytes) -> None:
+        """Set a file's extended attribute; NotImplementedError where the filesystem has none."""
+        try:
+            os.setxattr(path, name, value)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                raise NotImplementedError(f"no extended attributes here: {exc.strerror}") from exc
+            raise
+
     def put_file(self, local_file: str, path: str, progress: Progress) -> None:
         with open(local_file, "rb") as source:
             self._fill(path, source, progress)

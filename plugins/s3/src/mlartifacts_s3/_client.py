@@ -144,7 +144,13 @@ def _add_params(owner: str | None, extra: dict[str, Any]) -> Any:
                     params.setdefault(name, owner)
         if extra and model.name in UPLOAD_OPERATIONS:
             # As in MLflow, the variable wins over what was guessed (Content-Type).
-            params.update({k: v for k, v in extra.items() if k in members})
+            for name, value in extra.items():
+                if name not in members:
+                    continue
+                if name == "Metadata" and isinstance(params.get(name), dict) and isinstance(value, dict):
+                    params[name] = {**value, **params[name]}  # the user's metadata, and our digest
+                else:
+                    params[name] = value
 
     return add
 

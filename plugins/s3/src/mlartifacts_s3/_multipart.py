@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from typing import Any, Iterator, Sequence
 from urllib.parse import quote
@@ -10,7 +11,7 @@ from mlartifacts import MultipartLimits, Part, PendingUpload, PresignedUrl, hook
 
 from ._client import signed_headers
 from ._errors import error_code, translate, translated
-from ._root import S3Root, put_params
+from ._root import DIGEST_KEY, S3Root, put_params
 
 __all__ = [
     "LIMITS",
@@ -22,6 +23,8 @@ __all__ = [
     "presign",
     "upload_part",
 ]
+
+log = logging.getLogger("mlartifacts.s3")
 
 MiB = 1024 * 1024
 #: S3's multipart limits: parts of 5 MiB (all but the last) to 5 GiB, at most 10,000 of them.
@@ -40,14 +43,23 @@ def create_multipart(root: S3Root, path: str) -> str:
 def upload_part(root: S3Root, path: str, upload_id: str, part_number: int, data: bytes) -> str:
     key = root.key(path)
     with translated(root, key):
+        # x-amz-checksum-crc32 of the part (botocore computes it from data; cheap): S3 refuses
+        # a part that arrives different (BadDigest), whatever the client's checksum defaults.
         response = root.client.upload_part(
-            Bucket=root.bucket, Key=key, UploadId=upload_id, PartNumber=part_number, Body=data
+            Bucket=root.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=part_number,
+            Body=data,
+            ChecksumAlgorithm="CRC32",
         )
     return response["ETag"]
 
 
 @hookimpl
-def complete_multipart(root: S3Root, path: str, upload_id: str, parts: Sequence[Part]) -> None:
+def complete_multipart(
+    root: S3Root, path: str, upload_id: str, parts: Sequence[Part], digest: str | None
+) -> None:
     key = root.key(path)
     with translated(root, key):
         root.client.complete_multipart_upload(
@@ -56,6 +68,24 @@ def complete_multipart(root: S3Root, path: str, upload_id: str, parts: Sequence[
             UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]},
         )
+    if digest is not None:
+        tag_digest(root, key, digest)
+
+
+def tag_digest(root: S3Root, key: str, digest: str) -> None:
+    """Record a multipart object's SHA-256 as its tag: its metadata was fixed at CreateMultipartUpload.
+
+    Best effort: the object is already complete; without the tag (tagging refused or
+    unsupported) downloads fall back to its size.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        root.client.put_object_tagging(
+            Bucket=root.bucket, Key=key, Tagging={"TagSet": [{"Key": DIGEST_KEY, "Value": digest}]}
+        )
+    except (BotoCoreError, ClientError) as exc:
+        log.warning("could not record the digest of %s as a tag: %s", root.uri(key), exc)
 
 
 @hookimpl

@@ -7,22 +7,25 @@ multipart orchestration, ranges, retries and verification around them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from mlartifacts import Checksum, FileInfo, hookimpl
 from mlartifacts.errors import BackendError, NotFound, NotSupported, OperationTimeout
 from mlartifacts.hookspecs import Progress
-from mlartifacts.transfer import time_left
+from mlartifacts.transfer import sha256_hex, time_left, valid_hex
 
 from ._errors import BY_CODE, error_code, translate, translated
-from ._root import S3Root, put_params
+from ._root import DIGEST_KEY, S3Root, put_params
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
 
 __all__ = ["copy", "delete", "download", "list_entries", "read", "stat", "upload", "write"]
+
+log = logging.getLogger("mlartifacts.s3")
 
 _CHUNK = 1024 * 1024
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
@@ -84,7 +87,25 @@ def _diagnose(root: S3Root, key: str, exc: Exception) -> Exception:
     return translate(exc, root, key)
 
 
-def _file_info(path: str, response: dict[str, Any]) -> FileInfo:
+def recorded_digest(response: Mapping[str, Any]) -> str | None:
+    """The SHA-256 recorded in an object's metadata (HeadObject and GetObject both carry it)."""
+    metadata = response.get("Metadata") or {}
+    return valid_hex(metadata.get(DIGEST_KEY))
+
+
+def tagged_digest(root: S3Root, key: str) -> str | None:
+    """The SHA-256 a multipart object carries as a tag (its metadata was fixed before it was hashed)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        tags = root.client.get_object_tagging(Bucket=root.bucket, Key=key).get("TagSet", [])
+    except (BotoCoreError, ClientError) as exc:  # no tagging here (or not allowed): digest unknown
+        log.debug("no digest tag read for %s: %s", root.uri(key), exc)
+        return None
+    return next((valid_hex(t.get("Value")) for t in tags if t.get("Key") == DIGEST_KEY), None)
+
+
+def _file_info(path: str, response: dict[str, Any], digest: str | None = None) -> FileInfo:
     etag = str(response.get("ETag", "")).strip('"')
     plain_md5 = (
         _MD5.fullmatch(etag) is not None
@@ -99,6 +120,7 @@ def _file_info(path: str, response: dict[str, Any]) -> FileInfo:
         checksum=Checksum("md5", etag) if plain_md5 else None,
         etag=etag or None,
         modified=modified.timestamp() if modified is not None else None,
+        digest=digest or recorded_digest(response),
     )
 
 
@@ -108,7 +130,10 @@ def stat(root: S3Root, path: str) -> FileInfo:
     if key:
         found = head(root, key)
         if found is not None:
-            return _file_info(path, found)
+            digest = recorded_digest(found)
+            if digest is None and "-" in str(found.get("ETag", "")):  # a multipart object
+                digest = tagged_digest(root, key)
+            return _file_info(path, found, digest)
     # Not an object: a directory if any key lies below it.
     with translated(root, key or None):
         listed = root.client.list_objects_v2(Bucket=root.bucket, Prefix=f"{key}/" if key else "", MaxKeys=1)
@@ -145,35 +170,45 @@ def _list(root: S3Root, prefix: str, recursive: bool) -> Iterator[FileInfo]:
 
 
 @hookimpl
-def upload(root: S3Root, path: str, local_file: str, progress: Progress) -> None:
+def upload(root: S3Root, path: str, local_file: str, progress: Progress, digest: str | None) -> None:
     # The core sends only files below one part's size here, so progress is
     # reported once, when S3 has the object: botocore reads the body more than
-    # once (checksum, signature) before it sends it.
+    # once (checksum, signature) before it sends it. The engine's digest goes as
+    # x-amz-checksum-sha256: S3 refuses the body if it is not what the engine hashed.
     key = root.key(path)
     with open(local_file, "rb") as body, translated(root, key):
-        root.client.put_object(Bucket=root.bucket, Key=key, Body=body, **put_params(key))
+        root.client.put_object(Bucket=root.bucket, Key=key, Body=body, **put_params(key, digest))
         progress(os.fstat(body.fileno()).st_size)
 
 
 @hookimpl
-def write(root: S3Root, path: str, chunks: Iterable[bytes]) -> None:
+def write(root: S3Root, path: str, chunks: Iterable[bytes], digest: str | None) -> None:
     # Less than one part (the core sends longer streams in parts), so buffering is fine;
     # a stream that breaks raises before anything is sent.
     data = b"".join(chunks)
     key = root.key(path)
     with translated(root, key):
-        root.client.put_object(Bucket=root.bucket, Key=key, Body=data, **put_params(key))
+        root.client.put_object(
+            Bucket=root.bucket, Key=key, Body=data, **put_params(key, digest or sha256_hex(data))
+        )
 
 
 @hookimpl
-def download(root: S3Root, path: str, local_file: str, progress: Progress) -> None:
+def download(root: S3Root, path: str, local_file: str, progress: Progress) -> str | None:
     key = root.key(path)
     with translated(root, key):
-        body = root.client.get_object(Bucket=root.bucket, Key=key)["Body"]
+        response = root.client.get_object(Bucket=root.bucket, Key=key)
+        body = response["Body"]
         with body, open(local_file, "wb") as f:
             for chunk in body.iter_chunks(_CHUNK):
                 f.write(chunk)
                 progress(len(chunk))
+    # The digest that came with these bytes (a multipart object's tag is read only if the
+    # metadata has none: one more request, for a large object).
+    digest = recorded_digest(response)
+    if digest is None and "-" in str(response.get("ETag", "")):
+        digest = tagged_digest(root, key)
+    return digest
 
 
 @hookimpl

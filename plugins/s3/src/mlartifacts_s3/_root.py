@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from mlartifacts.errors import InvalidUri
 from mlartifacts.objectstore import KeyPrefix
+from mlartifacts.transfer import to_base64
 
 from ._client import get_client
 from ._config import S3Config
@@ -16,7 +17,7 @@ from ._config import S3Config
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["S3Root", "content_type", "parse_uri", "put_params"]
+__all__ = ["DIGEST_KEY", "S3Root", "content_type", "parse_uri", "put_params"]
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,25 @@ class S3Root(KeyPrefix):
         return self.config.endpoint_url or self.client.meta.endpoint_url
 
 
-def put_params(key: str) -> dict[str, Any]:
-    """The object's own arguments of every write of ``key`` (PutObject, multipart create, presigned PUT).
+#: The user-metadata key (``x-amz-meta-mlartifacts-sha256``) and, for multipart objects
+#: (whose metadata is fixed when the upload starts), the object tag holding the SHA-256.
+DIGEST_KEY = "mlartifacts-sha256"
 
-    The one place that says what an object is stored with, in boto3's names: the
-    obstore path (:mod:`._fast`) maps the same arguments to its headers, and
-    ``MLFLOW_S3_UPLOAD_EXTRA_ARGS`` is merged over them by the client's event handler.
+
+def put_params(key: str, digest: str | None = None) -> dict[str, Any]:
+    """The object's own arguments of a PutObject of ``key`` whose content has SHA-256 ``digest``.
+
+    The one place that says what an object is stored with, in boto3's names: its
+    Content-Type, its digest as user metadata (returned by HeadObject and GetObject),
+    and ``x-amz-checksum-sha256``, which S3 checks against the body before storing it
+    (BadDigest otherwise). ``MLFLOW_S3_UPLOAD_EXTRA_ARGS`` is merged over these by the
+    client's event handler (its ``Metadata`` merged under ours).
     """
-    return content_type(key)
+    params = content_type(key)
+    if digest is not None:
+        params["Metadata"] = {DIGEST_KEY: digest}
+        params["ChecksumSHA256"] = to_base64(digest)
+    return params
 
 
 def content_type(key: str) -> dict[str, Any]:
