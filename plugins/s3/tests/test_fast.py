@@ -8,6 +8,7 @@ cover names, missing files and unsafe paths.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,9 @@ def test_upload_extra_args_reach_batched_objects(
         store.log_artifacts(str(tmp_path / "src"))
         root = store.backend.root
     head = s3_env.client().head_object(Bucket=root.bucket, Key=root.key("d1/f1.txt"))
-    assert head["Metadata"] == {"team": "vision"}
+    # The user's metadata, and the object's SHA-256 recorded beside it as every PUT records it.
+    digest = hashlib.sha256((tmp_path / "src" / "d1" / "f1.txt").read_bytes()).hexdigest()
+    assert head["Metadata"] == {"team": "vision", "mlartifacts-sha256": digest}
     assert head["CacheControl"] == "no-cache"
     assert head["ContentType"] == "application/x-test"  # the variable wins over the guess
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from mlartifacts import hookimpl
 from mlartifacts import paths as _paths
 from mlartifacts.errors import ArtifactError, InvalidPath, OperationTimeout
-from mlartifacts.transfer import time_left
+from mlartifacts.transfer import sha256_hex, time_left
 
 from ._client import get_client
 from ._config import S3Config
@@ -203,13 +203,13 @@ class _Credentials:
         }
 
 
-def put_attributes(key: str, extra: dict[str, Any]) -> dict[str, str]:
-    """The headers and user metadata of a PUT of ``key``, from the same arguments boto3 sends.
+def put_attributes(key: str, extra: dict[str, Any], digest: str | None = None) -> dict[str, str]:
+    """The headers and user metadata of a PUT of ``key`` (content SHA-256 ``digest``), as boto3 sends them.
 
-    ``put_params(key)`` with ``MLFLOW_S3_UPLOAD_EXTRA_ARGS`` over it (user metadata merged
+    ``put_params(key, digest)`` with ``MLFLOW_S3_UPLOAD_EXTRA_ARGS`` over it (user metadata merged
     under ours), as the boto3 client's event handler merges them.
     """
-    ours = put_params(key)
+    ours = put_params(key, digest)
     params = {**ours, **{k: v for k, v in extra.items() if k not in _STORE_ARGS}}
     if isinstance(extra.get("Metadata"), dict) and isinstance(ours.get("Metadata"), dict):
         params["Metadata"] = {**extra["Metadata"], **ours["Metadata"]}
@@ -258,12 +258,16 @@ def upload_batch(root: S3Root, path: str, files: Iterable[tuple[str, bytes]]) ->
     extra = root.config.extra_args
     # Every name is checked (InvalidPath) before the first request goes out.
     checked = [(_key(root, path, name), data) for name, data in files]
+    # Each object records its SHA-256 (issue 15), as a single PutObject does.
+    digests = {key: sha256_hex(data) for key, data in checked}
     if observed(root, "PutObject") or _Key(root.config, root.bucket) in _boto3_only:
         _put_with_boto3(root, checked)
         return
 
     def put(key: str, data: bytes) -> Callable[[], Awaitable[Any]]:
-        return lambda: obstore.put_async(store, key, data, attributes=put_attributes(key, extra))
+        return lambda: obstore.put_async(
+            store, key, data, attributes=put_attributes(key, extra, digests[key])
+        )
 
     results = _run_all(root, [(key, put(key, data)) for key, data in checked])
     if _certificate_refused(root, results):
@@ -277,7 +281,9 @@ def upload_batch(root: S3Root, path: str, files: Iterable[tuple[str, bytes]]) ->
 def _put_with_boto3(root: S3Root, items: list[tuple[str, bytes]]) -> None:
     for key, data in items:
         with translated(root, key):
-            root.client.put_object(Bucket=root.bucket, Key=key, Body=data, **put_params(key))
+            root.client.put_object(
+                Bucket=root.bucket, Key=key, Body=data, **put_params(key, sha256_hex(data))
+            )
 
 
 def _get_with_boto3(root: S3Root, keys: list[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
