@@ -12,13 +12,20 @@ from urllib.parse import quote
 
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from .._types import FileInfo
 from ..store import ArtifactStore
 from ._errors import ApiError
 from ._paths import request_path
-from ._streams import SMALL_BODY, IncompleteBody, RequestBody, parse_range, refuse_transfer_codings
+from ._streams import (
+    SMALL_BODY,
+    IncompleteBody,
+    ReadAheadResponse,
+    RequestBody,
+    parse_range,
+    refuse_transfer_codings,
+)
 
 __all__ = ["ARTIFACT_POLICY", "ArtifactsApi"]
 
@@ -190,8 +197,9 @@ class ArtifactsApi:
         if data is not None:
             body = data if length == size else data[start : start + length]
             return Response(body, status_code=status, headers=headers, media_type=media_type)
-        chunks = self.store.read(path, start, length)
-        return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)
+        # The first chunk is read at the call (a vanished file fails here, before any byte): off the loop.
+        chunks = await anyio.to_thread.run_sync(self.store.read, path, start, length)
+        return ReadAheadResponse(chunks, status_code=status, headers=headers, media_type=media_type)
 
     async def upload(self, request: Request) -> Response:
         """The raw body becomes the file (parents created, overwritten); nothing partial is ever visible."""
@@ -215,7 +223,7 @@ class ArtifactsApi:
                 await anyio.to_thread.run_sync(self.store.write, path, (data,), expected)
             else:
                 body = RequestBody(request, expected)
-                await anyio.to_thread.run_sync(self.store.write, path, body, expected)
+                await body.run(self.store.write, path, body, expected)
         except ClientDisconnect:
             # The client went away midway: the write was abandoned, nothing is visible.
             return Response(status_code=400)
