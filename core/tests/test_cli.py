@@ -148,6 +148,7 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
         "max_parts": 10_000,
         "threshold": None,
         "part_size": None,
+        "retention": None,
     }
 
 

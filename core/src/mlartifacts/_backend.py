@@ -284,6 +284,27 @@ class Backend:
         """Abandon a multipart upload."""
         self._call("abort_multipart", path, upload_id=upload_id)
 
+    @property
+    def lists_parts(self) -> bool:
+        """Whether the plugin lists an incomplete upload's parts (so uploads can resume)."""
+        return (
+            self.multipart_limits is not None
+            and self.capabilities.list_parts
+            and self.handle.implements("list_parts")
+        )
+
+    def list_parts(self, path: str, upload_id: str) -> Sequence[Part]:
+        """The parts an incomplete upload holds, by part number; NotFound when the upload is gone."""
+        if not self.lists_parts:
+            raise NotSupported(f"the '{self.name}' backend cannot list the parts of an upload")
+        found = self._call("list_parts", path, upload_id=upload_id)
+        parts = []
+        for part in found or ():
+            if not isinstance(part, Part):
+                raise BackendError(f"list_parts {self.where(path)}: the plugin returned {part!r}")
+            parts.append(part)
+        return sorted(parts, key=lambda p: p.part_number)
+
     def list_multipart_uploads(self, path: str) -> Iterator[PendingUpload]:
         """Incomplete multipart uploads below ``path``."""
         self.require("list_multipart_uploads")

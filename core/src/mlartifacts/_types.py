@@ -73,6 +73,9 @@ class MultipartLimits:
     threshold: int | None = None
     #: The backend's preferred part size (overrides MLARTIFACTS_MULTIPART_CHUNKSIZE).
     part_size: int | None = None
+    #: Seconds the storage keeps an incomplete upload's parts (Azure: 7 days), None if
+    #: until aborted; a resume journal older than this starts over.
+    retention: float | None = None
 
     def part_size_for(self, size: int, preferred: int) -> int:
         """The part size to use for an object of ``size`` bytes.
@@ -106,6 +109,8 @@ class Capabilities:
         server_side_copy: ``copy`` copies inside the storage without moving bytes
             through this process.
         list_multipart_uploads: incomplete multipart uploads can be listed (for gc).
+        list_parts: ``list_parts`` lists an incomplete upload's parts, so an interrupted
+            multipart upload resumes with the parts still missing.
         single_stream: one stream moves bytes fastest here (a local filesystem, where
             one kernel-side copy beats parallel ranges), so downloads are not split.
         batch: ``upload_batch`` / ``download_batch`` move many small files in one
@@ -117,6 +122,7 @@ class Capabilities:
     presign: bool = False
     server_side_copy: bool = False
     list_multipart_uploads: bool = False
+    list_parts: bool = False
     single_stream: bool = False
     batch: bool = False
 
@@ -128,6 +134,7 @@ class Part:
     part_number: int
     etag: str
     url: str | None = None  # the presigned URL it was sent to, when proxied
+    size: int | None = None  # bytes it holds, where the storage says (``list_parts``)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .errors import ConfigError
 
 __all__ = [
     "Settings",
+    "default_state_dir",
     "env_bool",
     "env_bytes",
     "env_float",
@@ -207,6 +208,14 @@ class Settings:
         retry_backoff_max: longest single backoff (``MLARTIFACTS_RETRY_BACKOFF_MAX``).
         progress_bar: the CLI draws progress bars on a terminal
             (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``).
+        resume: interrupted multipart uploads and ranged downloads keep what they
+            transferred, recorded in a journal, and the same transfer run again sends
+            only what is missing (``MLARTIFACTS_RESUME``; false: abort on failure).
+        state_dir: where those journals live; None: :func:`default_state_dir`
+            (``MLARTIFACTS_STATE_DIR``).
+        resume_max_age: seconds after which a journal is too old to resume (its upload
+            is aborted and the transfer starts over); a backend's shorter retention of
+            incomplete uploads wins (``MLARTIFACTS_RESUME_MAX_AGE``, default 7 days).
     """
 
     timeout: float | None = None
@@ -223,6 +232,9 @@ class Settings:
     retry_backoff: float = 0.5
     retry_backoff_max: float = 20.0
     progress_bar: bool = True
+    resume: bool = True
+    state_dir: str | None = None
+    resume_max_age: float = 7 * 86400.0
 
     @classmethod
     def from_env(cls, environ: Environ | None = None) -> Settings:
@@ -251,6 +263,9 @@ class Settings:
             retry_backoff=_non_negative("MLARTIFACTS_RETRY_BACKOFF", d.retry_backoff, environ),
             retry_backoff_max=_non_negative("MLARTIFACTS_RETRY_BACKOFF_MAX", d.retry_backoff_max, environ),
             progress_bar=env_bool("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", d.progress_bar, environ),
+            resume=env_bool("MLARTIFACTS_RESUME", d.resume, environ),
+            state_dir=env_str("MLARTIFACTS_STATE_DIR", None, environ),
+            resume_max_age=_non_negative("MLARTIFACTS_RESUME_MAX_AGE", d.resume_max_age, environ),
         )
 
     def replace(self, **changes: Any) -> Settings:
@@ -260,6 +275,25 @@ class Settings:
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         return replace(self, **changes)
+
+
+def default_state_dir(environ: Environ | None = None) -> str:
+    """Where transfer journals live when ``Settings.state_dir`` is None.
+
+    ``MLARTIFACTS_STATE_DIR`` if set, else ``mlartifacts/transfers`` in the user's
+    cache directory (``XDG_CACHE_HOME``, default ``~/.cache``; ``%LOCALAPPDATA%`` on
+    Windows), where a lost journal costs only a restarted transfer.
+    """
+    explicit = env_str("MLARTIFACTS_STATE_DIR", None, environ)
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    if os.name == "nt":
+        base = env_str("LOCALAPPDATA", None, environ) or os.path.expanduser(r"~\AppData\Local")
+        return os.path.join(base, "mlartifacts", "Cache", "transfers")
+    cache = env_str("XDG_CACHE_HOME", None, environ)
+    if not cache or not os.path.isabs(cache):  # the XDG spec says to ignore a relative path
+        cache = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "mlartifacts", "transfers")
 
 
 #: The largest file a batch carries: batches hold one file at a time in memory.

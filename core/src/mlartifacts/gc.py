@@ -1,4 +1,4 @@
-"""Garbage collection of a destination: deleted runs' artifacts, and stale multipart uploads."""
+"""Garbage collection: deleted runs' artifacts, stale multipart uploads, stale transfer journals."""
 
 from __future__ import annotations
 
@@ -8,10 +8,21 @@ from dataclasses import dataclass
 
 from . import paths
 from ._types import PendingUpload
+from .config import Settings
 from .errors import ConfigError, NotFound
 from .store import ArtifactStore
+from .transfer._journal import JournalFile, journal_files, remove_journal, state_dir
 
-__all__ = ["RunArtifacts", "find_runs", "parse_duration", "remove_runs", "stale_uploads"]
+__all__ = [
+    "JournalFile",
+    "RunArtifacts",
+    "find_runs",
+    "parse_duration",
+    "remove_journals",
+    "remove_runs",
+    "stale_journals",
+    "stale_uploads",
+]
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -75,3 +86,22 @@ def stale_uploads(store: ArtifactStore, older_than: float, path: str = "") -> li
         for upload in store.backend.list_multipart_uploads(paths.normalize(path))
         if upload.initiated is not None and upload.initiated < cutoff
     ]
+
+
+def stale_journals(settings: Settings, older_than: float) -> list[JournalFile]:
+    """Transfer journals (this machine's resumable transfers) begun more than ``older_than`` s ago."""
+    cutoff = time.time() - older_than
+    return [
+        found
+        for found in journal_files(state_dir(settings))
+        if found.created is None or found.created < cutoff
+    ]
+
+
+def remove_journals(journals: list[JournalFile]) -> list[JournalFile]:
+    """Remove journals and the partial downloads they kept; returns those removed (not in use).
+
+    An upload's parts stay in the storage until ``stale_uploads`` finds them (a journal
+    holds no credentials to abort them with).
+    """
+    return [found for found in journals if remove_journal(found)]

@@ -111,6 +111,11 @@ def abort_multipart(root: Root, path: str, upload_id: str) -> None:
 
 
 @hookspec(firstresult=True)
+def list_parts(root: Root, path: str, upload_id: str) -> Sequence[Part]:
+    """The parts an incomplete upload holds (ETags as ``upload_part`` returned them); NotFound if gone."""
+
+
+@hookspec(firstresult=True)
 def list_multipart_uploads(root: Root, path: str) -> Iterable[PendingUpload]:
     """Incomplete multipart uploads below path, for garbage collection."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import posixpath
 import tempfile
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 from urllib.parse import urlsplit
 
 from . import paths as _paths
@@ -15,6 +15,10 @@ from ._types import Capabilities, FileInfo, MultipartLimits, PresignedUrl
 from .config import Settings
 from .errors import ArtifactError, NotFound
 from .transfer import NullProgress, Progress, TransferEngine
+
+if TYPE_CHECKING:
+    from .sync import SyncResult
+    from .verify import VerifyReport
 
 __all__ = ["ArtifactStore"]
 
@@ -238,6 +242,82 @@ class ArtifactStore:
             _paths.normalize(dst_path),
             progress or self.progress,
         )
+
+    def sync(
+        self,
+        dst: ArtifactStore | str | os.PathLike[str],
+        *,
+        path: str = "",
+        dst_path: str = "",
+        delete: bool = False,
+        dry_run: bool = False,
+        compare: str = "digest",
+        progress: Progress | None = None,
+    ) -> SyncResult:
+        """Copy the files below ``path`` that ``dst`` lacks or holds differently (:mod:`mlartifacts.sync`).
+
+        ``dst`` is another store or a local directory (a path, never parsed as a URI:
+        open a URI with ``ArtifactStore(uri)``). Only missing or different files
+        move (by digest where both sides know one, else by size; ``compare="mtime"``
+        also copies what is newer). ``delete`` removes destination files the source
+        lacks; ``dry_run`` only plans. Returns what was copied, skipped and deleted.
+        """
+        from .sync import sync
+
+        return sync(
+            self,
+            dst,
+            src_path=path,
+            dst_path=dst_path,
+            delete=delete,
+            dry_run=dry_run,
+            compare=compare,
+            progress=progress or self.progress,
+        )
+
+    def sync_from(
+        self,
+        src: ArtifactStore | str | os.PathLike[str],
+        *,
+        path: str = "",
+        src_path: str = "",
+        delete: bool = False,
+        dry_run: bool = False,
+        compare: str = "digest",
+        progress: Progress | None = None,
+    ) -> SyncResult:
+        """The reverse of :meth:`sync`: bring ``src`` (a local directory or a store) into ``path`` here."""
+        from .sync import sync
+
+        return sync(
+            src,
+            self,
+            src_path=src_path,
+            dst_path=path,
+            delete=delete,
+            dry_run=dry_run,
+            compare=compare,
+            progress=progress or self.progress,
+        )
+
+    def verify(
+        self,
+        path: str = "",
+        *,
+        against: str | os.PathLike[str] | None = None,
+        require_digest: bool = False,
+        progress: Progress | None = None,
+    ) -> VerifyReport:
+        """Check the files below ``path`` against their recorded digests, or ``against`` a local tree.
+
+        Files without a recorded digest are checked by checksum or size and listed as
+        unverifiable by digest; with ``require_digest`` they count as problems.
+        """
+        from .verify import verify, verify_against
+
+        if against is not None:
+            return verify_against(self, os.fspath(against), path, require_digest=require_digest)
+        return verify(self, path, require_digest=require_digest, progress=progress or self.progress)
 
     @property
     def root_name(self) -> str:

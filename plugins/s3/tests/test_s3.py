@@ -233,7 +233,8 @@ def test_failure_mid_upload_leaves_no_object_and_no_pending_upload(
 ) -> None:
     (tmp_path / "big.bin").write_bytes(random_bytes(17 * MiB, seed=3))  # 4 parts
     fail, attempts = failing_part(3, times=1000)
-    with ArtifactStore(unique_uri, settings=TUNED) as store:
+    # Resuming off: aborted on failure (on, the parts stay for the next attempt: ResumeTests).
+    with ArtifactStore(unique_uri, settings=TUNED.replace(resume=False)) as store:
         client = store.backend.root.client
         with (
             inject(client, "UploadPart", fail),

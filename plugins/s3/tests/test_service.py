@@ -549,3 +549,65 @@ def _read_all(body: Any) -> bytes:
         return bytes(body.read())
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+
+
+def test_a_killed_proxied_upload_resumes(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Through the service to S3: a client killed midway, run again, sends only the missing parts."""
+    import json
+    import signal
+
+    from mlartifacts import default_registry
+    from mlartifacts.testing._resume_tests import journal_entries
+
+    client.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    state = tmp_path / "state"
+    client.setenv("MLARTIFACTS_STATE_DIR", str(state))
+    run = uuid.uuid4().hex
+    uri = f"{service.url}{API}/artifacts/9/{run}"
+    data = random_bytes(30 * MiB + 7)  # 7 parts of 5 MiB
+    (tmp_path / "model.bin").write_bytes(data)
+    child_code = (
+        "import sys, time\n"
+        "from mlartifacts import ArtifactStore, Settings\n"
+        "class Slow:\n"
+        "    def begin(self, *a): pass\n"
+        "    def update(self, n): time.sleep(0.5)\n"
+        "    def file_done(self, p): pass\n"
+        "    def end(self): pass\n"
+        "with ArtifactStore(sys.argv[1], settings=Settings(max_workers=1)) as store:\n"
+        "    store.upload_file(sys.argv[2], 'model.bin', progress=Slow())\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", child_code, uri, str(tmp_path / "model.bin")])
+    try:
+        deadline = time.monotonic() + 60
+        while len(journal_entries(state, "upload")[1]) < 2:
+            assert child.poll() is None, "the child ended before it was killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    journaled = {entry["n"] for entry in journal_entries(state, "upload")[1]}
+    assert len(pending(seaweedfs, f"{service.prefix}/9/{run}")) == 1
+    sent: list[int] = []
+
+    def count(hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+        if hook_name == "upload_part":
+            sent.append(kwargs["part_number"])
+
+    undo = default_registry().pm.add_hookcall_monitoring(count, lambda *args: None)
+    try:
+        with ArtifactStore(uri) as store:
+            store.log_artifact(str(tmp_path / "model.bin"))
+    finally:
+        undo()
+    assert sorted(sent) == sorted(set(range(1, 8)) - journaled)
+    assert stored(seaweedfs, service, f"9/{run}/model.bin")[0] == data
+    assert pending(seaweedfs, f"{service.prefix}/9/{run}") == []
+    assert any(f"/mpu/parts/9/{run}" in line for line in service.requests_logged())
+    assert json.loads(requests.get(f"{service.url}/api/3.0/mlflow/server-info", timeout=10).text)[
+        "mlartifacts"
+    ]["list_parts"]

@@ -1,4 +1,4 @@
-"""The ``mlartifacts`` command line: ``cp``, ``ls``, ``rm``, ``server``, ``gc``, ``plugins``.
+"""The ``mlartifacts`` command line: cp, ls, rm, sync, verify, server, gc, plugins.
 
 Exit status: 0 on success, 1 with a one-line message on stderr for an expected
 failure (not found, no plugin, bad path, refused credentials...), 2 for usage
@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .._version import __version__
 from ..errors import ArtifactError
-from . import _files, _plugins, _server
+from . import _files, _plugins, _server, _sync
 
 __all__ = ["main"]
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mlartifacts {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _files.add_commands(commands)
+    _sync.add_commands(commands)
     _server.add_commands(commands)
     _plugins.add_command(commands)
     return parser

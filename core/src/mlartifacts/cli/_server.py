@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from .. import gc
+from ..config import Settings
 from ..store import ArtifactStore
 
 __all__ = ["add_commands"]
@@ -96,12 +97,18 @@ def add_commands(commands: Any) -> None:
             "experiments/<experiment_id>/<run_id>/ layouts) and/or abort incomplete multipart uploads."
         ),
     )
-    collect.add_argument("--artifacts-destination", required=True, metavar="URI")
+    collect.add_argument("--artifacts-destination", metavar="URI")
     collect.add_argument("--run-ids", default="", help="comma-separated run ids whose artifacts to delete")
     collect.add_argument(
         "--incomplete-uploads-older-than",
         metavar="AGE",
         help="abort multipart uploads started more than AGE ago (e.g. 24h, 7d)",
+    )
+    collect.add_argument(
+        "--transfer-journals-older-than",
+        metavar="AGE",
+        help="forget this machine's resumable transfers begun more than AGE ago: their journals and "
+        "partial downloads (MLARTIFACTS_STATE_DIR); needs no destination",
     )
     collect.add_argument(
         "--dry-run", action="store_true", help="report what would be removed; remove nothing"
@@ -142,14 +149,33 @@ def _size(count: int) -> str:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     run_ids = [r.strip() for r in args.run_ids.split(",") if r.strip()]
-    if not run_ids and not args.incomplete_uploads_older_than:
+    remote = bool(run_ids or args.incomplete_uploads_older_than)
+    if not remote and not args.transfer_journals_older_than:
         print(
-            "mlartifacts gc: nothing to do: give --run-ids and/or --incomplete-uploads-older-than",
+            "mlartifacts gc: nothing to do: give --run-ids, --incomplete-uploads-older-than "
+            "and/or --transfer-journals-older-than",
             file=sys.stderr,
+        )
+        return 2
+    if remote and not args.artifacts_destination:
+        print(
+            "mlartifacts gc: --artifacts-destination is required with --run-ids and uploads", file=sys.stderr
         )
         return 2
     verb = "would remove" if args.dry_run else "removed"
     report: dict[str, Any] = {"dry_run": args.dry_run, "runs": [], "uploads": [], "bytes_freed": 0}
+    if args.transfer_journals_older_than:
+        journals = gc.stale_journals(
+            Settings.from_env(), gc.parse_duration(args.transfer_journals_older_than)
+        )
+        if not args.dry_run:
+            journals = gc.remove_journals(journals)
+        report["journals"] = [
+            {"journal": j.path, "kind": j.kind, "created": j.created, **_described(j.header)}
+            for j in journals
+        ]
+    if not remote:
+        return _gc_report(report, args, verb)
     with ArtifactStore(args.artifacts_destination) as store:
         if run_ids:
             runs = gc.find_runs(store, run_ids)
@@ -176,10 +202,22 @@ def cmd_gc(args: argparse.Namespace) -> int:
                     }
                 )
                 report["bytes_freed"] += upload.size or 0
+    return _gc_report(report, args, verb)
+
+
+def _described(header: dict[str, Any] | None) -> dict[str, Any]:
+    keys = ("source", "destination", "upload_id", "partial")
+    return {k: header[k] for k in keys if header and k in header}
+
+
+def _gc_report(report: dict[str, Any], args: argparse.Namespace, verb: str) -> int:
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    for journal in report.get("journals", []):
+        what = journal.get("destination") or journal.get("source") or journal["journal"]
+        print(f"{'would forget' if args.dry_run else 'forgot'} resumable {journal['kind']} of {what}")
     for run in report["runs"]:
         print(f"{verb} run {run['run_id']}: {run['path']}/ ({run['files']} files, {_size(run['bytes'])})")
     for run_id in report.get("not_found", []):

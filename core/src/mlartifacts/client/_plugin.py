@@ -65,6 +65,10 @@ class Root:
     settings: ClientSettings = field(compare=False)
 
 
+#: Parts presigned per request when a resumed upload needs URLs again.
+_PRESIGN_WINDOW = 64
+
+
 @dataclass
 class _Upload:
     server_id: str | None
@@ -271,7 +275,10 @@ class ArtifactsServiceClient:
         # socket, and parallel ranges only multiplied its requests (measured: more server
         # CPU, no faster). Presigned downloads from storage still go in parallel ranges.
         return Capabilities(
-            ranged_read=ranged, batch=self._extension(root, "batch_transfers"), single_stream=not presigned
+            ranged_read=ranged,
+            batch=self._extension(root, "batch_transfers"),
+            list_parts=self._multipart_uploads(root) and self._extension(root, "list_parts"),
+            single_stream=not presigned,
         )
 
     @hookimpl
@@ -518,10 +525,7 @@ class ArtifactsServiceClient:
 
     @hookimpl
     def upload_part(self, root: Root, path: str, upload_id: str, part_number: int, data: bytes) -> str:
-        try:
-            url, headers = self._upload(upload_id).credentials[part_number]
-        except KeyError:
-            raise BackendError(f"no presigned URL for part {part_number} of {upload_id!r}") from None
+        url, headers = self._part_url(root, path, upload_id, part_number)
         response = self._storage(
             root, "PUT", url, f"part {part_number} of {root.http.full(path)}", data=data, headers=headers
         )
@@ -531,8 +535,55 @@ class ArtifactsServiceClient:
         # destination that needs the ETag refuses the completion.
         return str(response.headers.get("ETag") or "")
 
-    def _finish(self, root: Root, route: str, path: str, upload_id: str, **extra: Any) -> None:
+    @hookimpl
+    def list_parts(self, root: Root, path: str, upload_id: str) -> list[Part]:
+        # A resumed upload, perhaps begun by a process since killed: the server lists its
+        # parts; URLs for the parts still to send are asked for as they are sent.
+        if upload_id.startswith("local-"):
+            raise NotFound(f"upload {upload_id!r} was named by a client, not the server: it cannot be listed")
+        body = self._parts(root, path, upload_id, [])
+        with self._lock:
+            self._uploads.setdefault(upload_id, _Upload(upload_id, {}))
+        return [
+            Part(int(p["part_number"]), str(p.get("etag") or ""), size=p.get("size")) for p in body["parts"]
+        ]
+
+    def _parts(self, root: Root, path: str, upload_id: str, presign: list[int]) -> dict[str, Any]:
+        full = root.http.full(path)
+        directory, name = posixpath.split(full)
+        body: dict[str, Any] = self._request(
+            root,
+            "POST",
+            f"{root.http.api}/mpu/parts/{quote(directory)}",
+            f"list parts of {full}",
+            json_body={"path": name, "upload_id": upload_id, "presign": presign},
+        ).json()
+        return body
+
+    def _part_url(
+        self, root: Root, path: str, upload_id: str, part_number: int
+    ) -> tuple[str, dict[str, str]]:
         upload = self._upload(upload_id)
+        found = upload.credentials.get(part_number)
+        if found is not None:
+            return found
+        # A resumed upload: fresh URLs for this part and the next ones (one request per window).
+        window = list(range(part_number, part_number + _PRESIGN_WINDOW))
+        body = self._parts(root, path, upload_id, window)
+        with self._lock:
+            for c in body["credentials"]:
+                upload.credentials[int(c["part_number"])] = (str(c["url"]), dict(c.get("headers") or {}))
+        try:
+            return upload.credentials[part_number]
+        except KeyError:
+            raise BackendError(f"no presigned URL for part {part_number} of {upload_id!r}") from None
+
+    def _finish(self, root: Root, route: str, path: str, upload_id: str, **extra: Any) -> None:
+        with self._lock:
+            known = self._uploads.get(upload_id)
+        # An upload this process did not start (a resumed one being given up): the id
+        # is the server's, unless a client made it up.
+        upload = known or _Upload(None if upload_id.startswith("local-") else upload_id, {})
         full = root.http.full(path)
         directory, name = posixpath.split(full)
         body: dict[str, Any] = {"path": name, **extra}

@@ -108,6 +108,7 @@ def create_app(
         ("/mlflow-artifacts/mpu/create/{path:anypath}", multipart.create, "POST"),
         ("/mlflow-artifacts/mpu/complete/{path:anypath}", multipart.complete, "POST"),
         ("/mlflow-artifacts/mpu/abort/{path:anypath}", multipart.abort, "POST"),
+        ("/mlflow-artifacts/mpu/parts/{path:anypath}", multipart.parts, "POST"),
         ("/mlflow-artifacts/presigned/{path:anypath}", multipart.presigned, "GET"),
         ("/mlflow-artifacts/batch/upload/{path:anypath}", batch.upload, "POST"),
         ("/mlflow-artifacts/batch/download/{path:anypath}", batch.download, "POST"),

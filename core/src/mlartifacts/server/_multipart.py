@@ -1,9 +1,11 @@
-"""Direct-to-storage transfers: ``/mpu/create|complete|abort``, ``/presigned``, ``/server-info``.
+"""Direct-to-storage transfers: ``/mpu/create|complete|abort|parts``, ``/presigned``, ``/server-info``.
 
 The server creates the multipart upload and presigns one URL per part; clients
 send the parts straight to the storage, then ask the server to complete (or
 abort). Destinations that cannot presign answer 501 with exactly the message
-MLflow's client looks for before it falls back to a single PUT.
+MLflow's client looks for before it falls back to a single PUT. ``/mpu/parts`` is
+an mlartifacts extension (advertised as ``list_parts`` in ``/server-info``) for
+resuming: the parts an incomplete upload holds, and fresh URLs for every part.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import ntpath
 import posixpath
 import re
-from typing import Any
+from typing import Any, Iterable
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -135,13 +137,7 @@ class MultipartApi:
 
         def create() -> dict[str, Any]:
             upload_id = backend.create_multipart(target)
-            credentials = []
-            for number in range(1, parts + 1):
-                url = backend.presign(target, "PUT", self.upload_ttl, upload_id, number)
-                credential: dict[str, Any] = {"url": url.url, "part_number": number}
-                if url.headers:
-                    credential["headers"] = dict(url.headers)
-                credentials.append(credential)
+            credentials = self._credentials(target, upload_id, range(1, parts + 1))
             return {"upload_id": upload_id, "credentials": credentials}
 
         return JSONResponse(await anyio.to_thread.run_sync(create))
@@ -157,6 +153,47 @@ class MultipartApi:
         parts = _parts(_field(body, "parts", list), limits.max_parts)
         await anyio.to_thread.run_sync(self.store.backend.complete_multipart, target, upload_id, parts)
         return JSONResponse({})
+
+    @property
+    def lists_parts(self) -> bool:
+        return self.uploads_enabled and self.store.backend.lists_parts
+
+    def _credentials(self, target: str, upload_id: str, numbers: Iterable[int]) -> list[dict[str, Any]]:
+        credentials = []
+        for number in numbers:
+            url = self.store.backend.presign(target, "PUT", self.upload_ttl, upload_id, number)
+            credential: dict[str, Any] = {"url": url.url, "part_number": number}
+            if url.headers:
+                credential["headers"] = dict(url.headers)
+            credentials.append(credential)
+        return credentials
+
+    async def parts(self, request: Request) -> Response:
+        body = await _json(request)
+        if not self.lists_parts:
+            raise ApiError("NOT_IMPLEMENTED", "Listing the parts of an upload is not supported here")
+        target = self._target(request, _field(body, "path", str))
+        upload_id = _upload_id(body)
+        if not upload_id:
+            raise ApiError("INVALID_PARAMETER_VALUE", "'upload_id' is required")
+        limits = self.store.backend.multipart_limits
+        assert limits is not None
+        wanted = _field(body, "presign", list, required=False) or []
+        if len(wanted) > 100 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in wanted
+        ):
+            raise ApiError("INVALID_PARAMETER_VALUE", "'presign' must list at most 100 part numbers")
+        numbers = sorted({n for n in wanted if n <= limits.max_parts})
+
+        def listed() -> dict[str, Any]:
+            found = self.store.backend.list_parts(target, upload_id)  # NotFound: a 404
+            return {
+                "upload_id": upload_id,
+                "parts": [{"part_number": p.part_number, "etag": p.etag, "size": p.size} for p in found],
+                "credentials": self._credentials(target, upload_id, numbers),
+            }
+
+        return JSONResponse(await anyio.to_thread.run_sync(listed))
 
     async def abort(self, request: Request) -> Response:
         body = await _json(request)
@@ -197,6 +234,7 @@ class MultipartApi:
                     "range_requests": True,
                     "recursive_listing": True,
                     "batch_transfers": True,
+                    "list_parts": self.lists_parts,
                 },
             }
         )

@@ -13,9 +13,9 @@ provides one fixture, ``artifact_uri``: a fresh, empty root URI for each test::
 Optional fixtures to override: ``registry`` (default: the installed plugins; pass a
 :class:`PluginRegistry` with your plugin registered to test it uninstalled),
 ``settings`` and ``large_file_size``. Capability-gated tests (multipart, ranged
-reads, incomplete-upload listing, batches) skip, saying why, when the backend reports it
-lacks the capability. Topic classes (``RoundTripTests``, ``PathSafetyTests``...)
-can be combined one by one instead.
+reads, incomplete-upload listing, batches, resumable uploads with ``list_parts``) skip,
+saying why, when the backend reports it lacks the capability. Topic classes
+(``RoundTripTests``, ``PathSafetyTests``...) can be combined one by one instead.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .._types import MiB
 from ..errors import ArtifactError, InvalidPath, NotFound
 from ..paths import TEMP_PREFIX
 from ._fixtures import ContractFixtures, digest, random_bytes, read_tree, write_tree
+from ._resume_tests import ResumeTests
 
 __all__ = [
     "ArtifactStoreContract",
@@ -43,6 +44,7 @@ __all__ = [
     "MultipartTests",
     "PathSafetyTests",
     "RangedReadTests",
+    "ResumeTests",
     "RoundTripTests",
     "StreamTests",
     "TreeTests",
@@ -532,5 +534,6 @@ class ArtifactStoreContract(
     RangedReadTests,
     MultipartTests,
     BatchTests,
+    ResumeTests,
 ):
     """Every contract test. Subclass it and provide an ``artifact_uri`` fixture."""

@@ -71,6 +71,7 @@ class _Upload:
     key: str
     initiated: float
     parts: dict[int, bytes] = field(default_factory=dict)
+    etags: dict[int, str] = field(default_factory=dict)
 
 
 class MemoryBackend:
@@ -198,7 +199,11 @@ class MemoryBackend:
     @hookimpl
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            ranged_read=True, server_side_copy=True, list_multipart_uploads=True, batch=self.batch
+            ranged_read=True,
+            server_side_copy=True,
+            list_multipart_uploads=True,
+            list_parts=True,
+            batch=self.batch,
         )
 
     @hookimpl
@@ -334,9 +339,12 @@ class MemoryBackend:
         self._enter("upload_part", root.key(path))
         if self.limits is not None and not 1 <= part_number <= self.limits.max_parts:
             raise BackendError(f"part number {part_number} out of range (InvalidArgument)")
+        etag = f'"{hashlib.md5(data).hexdigest()}"'
         with self._lock:
-            self._upload(upload_id).parts[part_number] = bytes(data)
-        return f'"{hashlib.md5(data).hexdigest()}"'
+            upload = self._upload(upload_id)
+            upload.parts[part_number] = bytes(data)
+            upload.etags[part_number] = etag
+        return etag
 
     @hookimpl
     def complete_multipart(self, root: MemoryRoot, path: str, upload_id: str, parts: Sequence[Part]) -> None:
@@ -367,6 +375,15 @@ class MemoryBackend:
         self._enter("abort_multipart", root.key(path))
         with self._lock:
             self._uploads.pop(upload_id, None)
+
+    @hookimpl
+    def list_parts(self, root: MemoryRoot, path: str, upload_id: str) -> list[Part]:
+        self._enter("list_parts", root.key(path))
+        with self._lock:
+            upload = self._upload(upload_id)
+            if upload.bucket != root.bucket or upload.key != root.key(path):
+                raise NotFound(f"no multipart upload {upload_id!r} of {root.key(path)!r} (NoSuchUpload)")
+            return [Part(n, upload.etags[n], size=len(data)) for n, data in sorted(upload.parts.items())]
 
     @hookimpl
     def list_multipart_uploads(self, root: MemoryRoot, path: str) -> Iterator[PendingUpload]:

@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import ArtifactError, IntegrityError, NotSupported, OperationTimeout, TransferError
 from . import _deadline
 from ._progress import AttemptCounter, Progress
+from ._resume import UploadJournal, crc
 from ._retry import Cancelled, JobContext, retry
 
 __all__ = ["download_ranges", "upload_file_parts", "upload_stream_parts"]
@@ -141,40 +142,97 @@ def upload_file_parts(
     ctx: JobContext,
     progress: Progress,
 ) -> None:
-    """Multipart-upload a local file: parts read from file offsets and sent in parallel."""
+    """Multipart-upload a local file: parts read from file offsets and sent in parallel.
+
+    Where the backend lists an upload's parts and resuming is on, the parts the
+    storage confirmed are journaled; a failed upload is kept, and the same upload
+    run again sends only the parts still missing (see :mod:`._resume`).
+    """
     part_size = limits.part_size_for(size, limits.part_size or settings.multipart_chunksize)
+    with open(local_file, "rb") as f:
+        journal = UploadJournal.open(
+            backend, limits, local_file, os.fstat(f.fileno()), path, part_size, settings
+        )
+        try:
+            _upload_file_parts(
+                backend, local_file, f.fileno(), size, part_size, path, pool, settings, ctx, progress, journal
+            )
+        finally:
+            if journal is not None:
+                journal.close()
+
+
+def _upload_file_parts(
+    backend: Backend,
+    local_file: str,
+    fd: int,
+    size: int,
+    part_size: int,
+    path: str,
+    pool: ThreadPoolExecutor,
+    settings: Settings,
+    ctx: JobContext,
+    progress: Progress,
+    journal: UploadJournal | None,
+) -> None:
     count = math.ceil(size / part_size)
     where = backend.where(path)
-    upload_id = retry(
-        lambda: backend.create_multipart(path, size, part_size), ctx, settings, what=f"create {where}"
-    )
+
+    def span(number: int) -> tuple[int, int]:
+        offset = (number - 1) * part_size
+        return offset, min(part_size, size - offset)
+
+    def read_part(number: int) -> bytes:
+        offset, length = span(number)
+        data = _pread_exact(fd, length, offset)
+        if len(data) != length:
+            raise IntegrityError(f"{local_file} shrank while it was being uploaded")
+        return data
+
+    kept: dict[int, Part] = {}
+    found = None
+    if journal is not None:
+        found = journal.resume(
+            ctx,
+            lambda n: span(n)[1],
+            count,
+            lambda numbers: map_chunks(pool, lambda n: crc(read_part(n)), numbers, ctx),
+        )
+    if found is not None:
+        upload_id, kept = found
+        progress.update(sum(span(n)[1] for n in kept))
+    else:
+        upload_id = retry(
+            lambda: backend.create_multipart(path, size, part_size), ctx, settings, what=f"create {where}"
+        )
+        if journal is not None:
+            journal.started(upload_id)
     file_ctx, ctx = ctx, ctx.child()  # a failed part stops its siblings, not the file's job
     try:
-        with open(local_file, "rb") as f:
-            fd = f.fileno()
 
-            def send(number: int) -> Part:
-                offset = (number - 1) * part_size
-                length = min(part_size, size - offset)
-                counter = AttemptCounter(progress, ctx)
+        def send(number: int) -> Part:
+            length = span(number)[1]
+            counter = AttemptCounter(progress, ctx)
 
-                def attempt() -> Part:
-                    data = _pread_exact(fd, length, offset)
-                    if len(data) != length:
-                        raise IntegrityError(f"{local_file} shrank while it was being uploaded")
-                    etag = backend.upload_part(path, upload_id, number, data)
-                    counter(length)
-                    return Part(number, etag)
+            def attempt() -> Part:
+                data = read_part(number)
+                etag = backend.upload_part(path, upload_id, number, data)
+                part = Part(number, etag)
+                if journal is not None:
+                    journal.confirmed(part, crc(data))
+                counter(length)
+                return part
 
-                return retry(
-                    attempt,
-                    ctx,
-                    settings,
-                    what=f"part {number}/{count} of {where}",
-                    before_retry=counter.rewind,
-                )
+            return retry(
+                attempt,
+                ctx,
+                settings,
+                what=f"part {number}/{count} of {where}",
+                before_retry=counter.rewind,
+            )
 
-            parts = map_chunks(pool, send, range(1, count + 1), ctx)
+        missing = [n for n in range(1, count + 1) if n not in kept]
+        parts = [*kept.values(), *map_chunks(pool, send, missing, ctx)]
         retry(
             lambda: backend.complete_multipart(path, upload_id, parts),
             file_ctx,
@@ -182,8 +240,16 @@ def upload_file_parts(
             what=f"complete {where}",
         )
     except BaseException as exc:
+        if journal is not None and journal.keeps(exc):
+            # The parts stored stay stored: the same upload run again sends the rest.
+            log.info("%s: upload %s kept for a later attempt to resume", where, upload_id)
+            raise
         _abort(backend, path, upload_id, settings, exc)
+        if journal is not None:
+            journal.journal.discard()
         raise
+    if journal is not None:
+        journal.journal.discard()
 
 
 def _parts_of(chunks: Iterable[bytes], part_size: int, ctx: JobContext) -> Iterator[bytes]:
@@ -370,10 +436,20 @@ def download_ranges(
     settings: Settings,
     ctx: JobContext,
     progress: Progress,
+    done: set[int] | None = None,
+    on_range: Callable[[int], None] | None = None,
 ) -> None:
-    """Fetch an object as parallel byte ranges, each written at its offset of ``local_file``."""
+    """Fetch an object as parallel byte ranges, each written at its offset of ``local_file``.
+
+    Ranges are ``ranged_download_chunksize`` long and numbered from 0; those in
+    ``done`` are already in the file (a resumed download) and are not fetched;
+    ``on_range`` is told each range written.
+    """
     chunk = settings.ranged_download_chunksize
     ranges = [(offset, min(chunk, size - offset)) for offset in range(0, size, chunk)]
+    skipped = done or set()
+    if skipped:
+        progress.update(sum(length for offset, length in ranges if offset // chunk in skipped))
     where = backend.where(path)
     ctx = ctx.child()  # a failed range stops its siblings, not the file's job (it retries whole)
     with open(local_file, "r+b") as f:
@@ -399,5 +475,7 @@ def download_ranges(
                     )
 
             retry(attempt, ctx, settings, what=f"range {offset} of {where}", before_retry=counter.rewind)
+            if on_range is not None:
+                on_range(offset // chunk)
 
-        map_chunks(pool, fetch, ranges, ctx)
+        map_chunks(pool, fetch, [r for r in ranges if r[0] // chunk not in skipped], ctx)

@@ -26,6 +26,7 @@ from ..errors import ArtifactError, InvalidPath, NotFound, NotSupported, Operati
 from . import _batches, _chunked
 from ._local import atomic_destination, verify, walk_files
 from ._progress import AttemptCounter, Forward, NullProgress, Progress, Tally
+from ._resume import DownloadJournal, download_resumable
 from ._retry import Cancelled, JobContext, pause, retry
 
 __all__ = ["TransferEngine"]
@@ -227,14 +228,26 @@ class TransferEngine:
             raise InvalidPath(f"{where} is a directory; download it as a tree")
         size = info.file_size
         settings = self.settings
+        in_ranges = (
+            size is not None
+            and backend.capabilities.ranged_read
+            and not backend.capabilities.single_stream
+            and size >= settings.ranged_download_threshold
+            and size > settings.ranged_download_chunksize
+        )
+        journal = DownloadJournal.open(backend, path, local_file, info, settings) if in_ranges else None
+        if journal is not None:  # through a kept partial file, so that a re-run resumes
+            try:
+                download_resumable(
+                    journal, backend, path, local_file, info, self._chunks(), settings, ctx, progress
+                )
+            finally:
+                journal.close()
+            progress.file_done(path)
+            return
         with atomic_destination(local_file) as tmp:
-            if (
-                size is not None
-                and backend.capabilities.ranged_read
-                and not backend.capabilities.single_stream
-                and size >= settings.ranged_download_threshold
-                and size > settings.ranged_download_chunksize
-            ):
+            if in_ranges:
+                assert size is not None
                 checked = info
 
                 def ranged() -> None:
@@ -289,7 +302,16 @@ class TransferEngine:
 
         Where the backend moves batches, small files go in groups, one exchange each.
         """
-        files = walk_files(local_dir)
+        return self.upload_files(backend, walk_files(local_dir), path, progress)
+
+    def upload_files(
+        self,
+        backend: Backend,
+        files: list[tuple[str, str, int]],
+        path: str,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """Upload ``(local file, name below path, size)`` files in parallel (a chosen set: ``sync``)."""
         progress = progress or NullProgress()
         progress.begin(sum(size for _, _, size in files), len(files))
         targets = [_paths.join(path, rel) for _, rel, _ in files]
@@ -303,7 +325,7 @@ class TransferEngine:
 
         def batch_job(group: list[tuple[str, str, int]]) -> _Job:
             return _Job(
-                f"upload {len(group)} files from {local_dir} to {backend.where(path)}",
+                f"upload {len(group)} files to {backend.where(path)}",
                 lambda ctx: _batches.upload(backend, path, group, self.settings, ctx, progress),
                 files=len(group),
             )
@@ -358,6 +380,17 @@ class TransferEngine:
             f"list {backend.where(path)}",
             lambda: [e for e in backend.list(path, recursive=True) if not e.is_dir],
         )
+        return self.download_entries(backend, path, entries, local_dir, progress)
+
+    def download_entries(
+        self,
+        backend: Backend,
+        path: str,
+        entries: list[FileInfo],
+        local_dir: str,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """Download these files (listed below ``path``) into ``local_dir``, in parallel (``sync``)."""
         progress = progress or NullProgress()
         progress.begin(sum(e.file_size or 0 for e in entries), len(entries))
         offset = len(path) + 1 if path else 0
@@ -503,6 +536,18 @@ class TransferEngine:
             f"list {src.where(src_path)}",
             lambda: [e for e in src.list(src_path, recursive=True) if not e.is_dir],
         )
+        return self.copy_entries(src, src_path, entries, dst, dst_path, progress)
+
+    def copy_entries(
+        self,
+        src: Backend,
+        src_path: str,
+        entries: list[FileInfo],
+        dst: Backend,
+        dst_path: str,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """Copy these objects (listed below ``src_path``) to the same relative paths below ``dst_path``."""
         progress = progress or NullProgress()
         progress.begin(sum(e.file_size or 0 for e in entries), len(entries))
         offset = len(src_path) + 1 if src_path else 0

@@ -13,7 +13,7 @@ from .._types import FileInfo
 from ..errors import IntegrityError, InvalidPath, NotFound
 from ._checksums import hasher, hexdigest
 
-__all__ = ["atomic_destination", "verify", "walk_files"]
+__all__ = ["DEFAULT_MODE", "atomic_destination", "verify", "walk_files"]
 
 log = logging.getLogger("mlartifacts.transfer")
 
@@ -27,7 +27,7 @@ def _umask() -> int:
     return mask
 
 
-_DEFAULT_MODE = 0o666 & ~_umask()
+DEFAULT_MODE = 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -49,7 +49,7 @@ def atomic_destination(dest: str) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, _DEFAULT_MODE)  # mkstemp creates 0600; downloads get normal permissions
+        os.chmod(tmp, DEFAULT_MODE)  # mkstemp creates 0600; downloads get normal permissions
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -18,7 +18,15 @@ from typing import Sequence
 from mlartifacts import Capabilities, MultipartLimits, Settings, hookimpl
 
 from ._config import AzureConfig
-from ._multipart import LIMITS, abort_multipart, complete_multipart, create_multipart, presign, upload_part
+from ._multipart import (
+    LIMITS,
+    abort_multipart,
+    complete_multipart,
+    create_multipart,
+    list_parts,
+    presign,
+    upload_part,
+)
 from ._objects import delete, download, list_entries, read, stat, upload, write
 from ._root import SCHEMES, AzureRoot, parse_uri
 
@@ -27,6 +35,7 @@ __all__ = [
     "AzureRoot",
     # hooks
     "abort_multipart",
+    "list_parts",
     "capabilities",
     "complete_multipart",
     "create_multipart",
@@ -61,7 +70,7 @@ def resolve_uri(uri: str, settings: Settings) -> AzureRoot:
 def capabilities(root: AzureRoot | None) -> Capabilities:
     # A connection string that holds only a SAS cannot sign new URLs.
     presign = root is None or not isinstance(root.service.target.credential, str)
-    return Capabilities(ranged_read=True, presign=presign)
+    return Capabilities(ranged_read=True, presign=presign, list_parts=True)
 
 
 @hookimpl

@@ -41,14 +41,17 @@ __all__ = [
     "wire_block_id",
     "complete_multipart",
     "create_multipart",
+    "list_parts",
     "presign",
     "upload_part",
 ]
 
 MiB = 1024 * 1024
 #: Azure's block blob limits: at most 50,000 blocks of up to 4000 MiB. There is no
-#: minimum; 1 MiB keeps the request count sensible for the engine's small parts.
-LIMITS = MultipartLimits(1 * MiB, 4000 * MiB, 50_000)
+#: minimum; 1 MiB keeps the request count sensible for the engine's small parts. The
+#: service discards uncommitted blocks after 7 days: a resume journal older than 6
+#: (a day's margin for the resumed upload itself) starts over.
+LIMITS = MultipartLimits(1 * MiB, 4000 * MiB, 50_000, retention=6 * 86400.0)
 _ID_PREFIX = "mla1"
 _UPLOAD_ID_LENGTH = 32  # hex characters
 
@@ -114,6 +117,24 @@ def _part_block_id(root: AzureRoot, name: str, upload_id: str, part: Part) -> st
     if not upload_id:
         raise InvalidPath(f"part {part.part_number}: no upload id and no part URL to take its block id from")
     return block_id(upload_id, part.part_number)
+
+
+@hookimpl
+def list_parts(root: AzureRoot, path: str, upload_id: str) -> list[Part]:
+    # The blob's uncommitted blocks named for this upload. A blob that does not exist
+    # at all (not even uncommitted blocks) is NotFound; one whose blocks were dropped
+    # (7 days, or another commit of the blob) lists none, and every part is sent again.
+    name = root.name(path)
+    prefix = f"{_ID_PREFIX}-{upload_id}-"
+    with translated(root, name):
+        _, uncommitted = root.blob(name).get_block_list("uncommitted", timeout=_timeout(root))
+    parts = []
+    for block in uncommitted:
+        block_name = block.id if isinstance(block.id, str) else str(block.id)
+        number = block_name[len(prefix) :]
+        if block_name.startswith(prefix) and number.isdigit():
+            parts.append(Part(int(number), block_name, size=block.size))
+    return parts
 
 
 @hookimpl

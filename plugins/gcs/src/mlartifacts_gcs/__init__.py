@@ -26,6 +26,7 @@ from ._multipart import (
     complete_multipart,
     create_multipart,
     list_multipart_uploads,
+    list_parts,
     presign,
     upload_part,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "download",
     "list_entries",
     "list_multipart_uploads",
+    "list_parts",
     "presign",
     "read",
     "resolve_uri",
@@ -75,7 +77,9 @@ def capabilities(root: GCSRoot | None) -> Capabilities:
     # with others (user credentials, anonymous access), the service then answers 501 to
     # /mpu/create and /presigned, and clients fall back to uploads through it.
     presign = root is None or can_sign(root)
-    return Capabilities(ranged_read=True, presign=presign, server_side_copy=True, list_multipart_uploads=True)
+    return Capabilities(
+        ranged_read=True, presign=presign, server_side_copy=True, list_multipart_uploads=True, list_parts=True
+    )
 
 
 @hookimpl

@@ -39,6 +39,7 @@ __all__ = [
     "complete_multipart",
     "create_multipart",
     "list_multipart_uploads",
+    "list_parts",
     "presign",
     "upload_part",
 ]
@@ -147,6 +148,22 @@ def _delete_temporaries(root: GCSRoot, key: str, upload_id: str) -> int:
 def abort_multipart(root: GCSRoot, path: str, upload_id: str) -> None:
     # Idempotent: aborting an upload with no temporaries left deletes nothing.
     _delete_temporaries(root, root.key(path), upload_id)
+
+
+@hookimpl
+def list_parts(root: GCSRoot, path: str, upload_id: str) -> list[Part]:
+    # The upload's part temporaries (not compose's intermediates, "c<level>-<n>"); their
+    # generations are the ETags upload_part returned. An upload leaves no other trace:
+    # one with no temporaries left lists nothing, and every part is sent again.
+    base = _base(root, root.key(path), upload_id)
+    parts = []
+    for blob in iter_blobs(root, base, recursive=True):
+        if isinstance(blob, str):
+            continue
+        number = blob.name[len(base) :]
+        if len(number) == 5 and number.isdigit():
+            parts.append(Part(int(number), str(blob.generation), size=blob.size))
+    return parts
 
 
 @hookimpl

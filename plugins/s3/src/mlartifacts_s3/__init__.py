@@ -23,6 +23,7 @@ from ._multipart import (
     complete_multipart,
     create_multipart,
     list_multipart_uploads,
+    list_parts,
     presign,
     upload_part,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "download",
     "list_entries",
     "list_multipart_uploads",
+    "list_parts",
     "presign",
     "read",
     "resolve_uri",
@@ -68,7 +70,9 @@ def resolve_uri(uri: str, settings: Settings) -> S3Root:
 
 @hookimpl
 def capabilities() -> Capabilities:
-    return Capabilities(ranged_read=True, presign=True, server_side_copy=True, list_multipart_uploads=True)
+    return Capabilities(
+        ranged_read=True, presign=True, server_side_copy=True, list_multipart_uploads=True, list_parts=True
+    )
 
 
 @hookimpl

@@ -18,6 +18,7 @@ __all__ = [
     "complete_multipart",
     "create_multipart",
     "list_multipart_uploads",
+    "list_parts",
     "presign",
     "upload_part",
 ]
@@ -70,6 +71,19 @@ def abort_multipart(root: S3Root, path: str, upload_id: str) -> None:
         raise translate(exc, root, key) from exc
     except BotoCoreError as exc:
         raise translate(exc, root, key) from exc
+
+
+@hookimpl
+def list_parts(root: S3Root, path: str, upload_id: str) -> list[Part]:
+    # NoSuchUpload (completed, aborted, expired by a lifecycle rule) is NotFound in the table.
+    key = root.key(path)
+    pages = root.client.get_paginator("list_parts").paginate(Bucket=root.bucket, Key=key, UploadId=upload_id)
+    with translated(root, key):
+        return [
+            Part(p["PartNumber"], p["ETag"], size=p.get("Size"))
+            for page in pages
+            for p in page.get("Parts", ())
+        ]
 
 
 @hookimpl
