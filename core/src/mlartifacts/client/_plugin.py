@@ -269,16 +269,11 @@ class ArtifactsServiceClient:
         if root is None:
             return Capabilities()
         # Our server serves Range for every destination; MLflow's does not always.
-        presigned = self._multipart_downloads(root)
-        ranged = "mlartifacts" in self._info(root) or presigned
-        # Through the server, one stream per file: the server already reads ahead of the
-        # socket, and parallel ranges only multiplied its requests (measured: more server
-        # CPU, no faster). Presigned downloads from storage still go in parallel ranges.
+        ranged = "mlartifacts" in self._info(root) or self._multipart_downloads(root)
         return Capabilities(
             ranged_read=ranged,
             batch=self._extension(root, "batch_transfers"),
             list_parts=self._multipart_uploads(root) and self._extension(root, "list_parts"),
-            single_stream=not presigned,
         )
 
     @hookimpl
