@@ -360,3 +360,36 @@ def test_env_defaults(tmp_path: Path) -> None:
     finally:
         proc.stop()
     assert json.dumps({}) == "{}" and os.sep == "/"
+
+
+def _open_in(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` holds ``path`` open."""
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        try:
+            if os.readlink(fd) == str(path):
+                return True
+        except OSError:
+            continue  # closed meanwhile
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see the server's open files")
+def test_download_cut_off_midway_releases_the_file(server: RunningServer, run: str) -> None:
+    """The server reads a download ahead on a thread; a client gone midway stops it and closes the file."""
+    data = random_bytes(64 * 1024 * 1024)  # more than every buffer between the file and the client
+    put(server, f"{run}/big.bin", data).raise_for_status()
+    stored = server.destination / run / "big.bin"  # type: ignore[operator]
+    assert server.process is not None and server.process.popen is not None
+    pid = server.process.popen.pid
+    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=30) as conn:
+        conn.sendall(f"GET {API}/{run}/big.bin HTTP/1.1\r\nHost: {server.url[7:]}\r\n\r\n".encode())
+        received = 0
+        while received < 1024 * 1024:  # some of the body, then the client goes away
+            received += len(conn.recv(65536))
+        assert _open_in(pid, stored)
+    deadline = time.monotonic() + 10
+    while _open_in(pid, stored) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _open_in(pid, stored)
+    assert requests.get(f"{server.artifacts}/{run}/big.bin", timeout=30).content == data  # still served

@@ -329,3 +329,88 @@ def test_malformed_upload_ids_and_parts_are_refused(setup: Setup, route: str, bo
     )
     assert response.status_code == 400, response.text
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+# -- presigned transfers by server-info, and their fallbacks ------------------------------------
+
+
+def test_http_uris_follow_server_info(setup: Setup, client_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without MLflow's variables, an http(s) URI uses what /server-info advertises, both ways."""
+    enable_proxy_multipart(client_env)
+    data = random_bytes(12 * MiB + 1)
+    (tmp_path / "model.bin").write_bytes(data)
+    with ArtifactStore(f"{setup.artifacts}/h") as store:
+        store.log_artifact(str(tmp_path / "model.bin"))
+        out = store.download_file("model.bin", str(tmp_path / "back.bin"))
+    assert Path(out).read_bytes() == data
+    assert sorted(part for method, part in setup.storage.requests if method == "PUT") == ["1", "2", "3"]
+    assert any(method == "GET" for method, _ in setup.storage.requests)
+    assert not any(line.startswith(("PUT ", "GET /api/2.0/mlflow-artifacts/artifacts/h/model.bin"))
+                   for line in setup.service_requests)  # fmt: skip
+
+
+def test_presigned_transfers_can_be_turned_off(
+    setup: Setup, client_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    enable_proxy_multipart(client_env)
+    client_env.setenv("MLARTIFACTS_PRESIGNED_TRANSFERS", "false")
+    data = random_bytes(12 * MiB)
+    (tmp_path / "model.bin").write_bytes(data)
+    with ArtifactStore(f"{setup.artifacts}/off") as store:
+        store.log_artifact(str(tmp_path / "model.bin"))
+        assert store.read_bytes("model.bin") == data
+    assert setup.storage.requests == []
+    assert "PUT /api/2.0/mlflow-artifacts/artifacts/off/model.bin" in setup.service_requests
+    assert not any("/mpu/" in line or "/presigned/" in line for line in setup.service_requests)
+
+
+def test_unreachable_storage_falls_back_to_the_server(
+    setup: Setup, client_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Presigned URLs to a storage address the client cannot reach: the bytes go through the server."""
+    from mlartifacts.client import plugin
+    from mlartifacts.testing.servers import free_port
+
+    plugin.reset()
+    enable_proxy_multipart(client_env)
+    setup.backend.storage_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    data = random_bytes(12 * MiB + 7)
+    (tmp_path / "model.bin").write_bytes(data)
+    (tmp_path / "second.bin").write_bytes(data[::-1])
+    try:
+        with ArtifactStore(f"{setup.artifacts}/u") as store:
+            store.log_artifact(str(tmp_path / "model.bin"))
+            store.log_artifact(str(tmp_path / "second.bin"))  # not even tried: known unreachable
+            out = store.download_file("model.bin", str(tmp_path / "back.bin"))
+        assert Path(out).read_bytes() == data
+        assert setup.backend.objects("bucket")["dest/u/second.bin"] == data[::-1]
+        assert setup.backend.pending_uploads() == []  # the presigned attempt was aborted
+        seen = setup.service_requests
+        assert [line for line in seen if "/mpu/" in line] == [
+            "POST /api/2.0/mlflow-artifacts/mpu/create/u",
+            "POST /api/2.0/mlflow-artifacts/mpu/abort/u",
+        ]
+        assert "PUT /api/2.0/mlflow-artifacts/artifacts/u/model.bin" in seen
+        assert "PUT /api/2.0/mlflow-artifacts/artifacts/u/second.bin" in seen
+        assert "GET /api/2.0/mlflow-artifacts/artifacts/u/model.bin" in seen
+    finally:
+        plugin.reset()
+
+
+def test_presigned_download_falls_back_on_501(
+    server: Any, client_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A destination that cannot presign answers 501: the download goes through the server."""
+    client_env.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "true")
+    run = f"fallback-get/{uuid.uuid4().hex}"
+    data = random_bytes(3 * MiB + 1)
+    requests.put(f"{server.artifacts}/{run}/d.bin", data=data, timeout=30).raise_for_status()
+    presigned = requests.get(f"{server.url}/api/2.0/mlflow-artifacts/presigned/{run}/d.bin", timeout=10)
+    assert presigned.status_code == 501
+    from mlartifacts import Settings
+
+    settings = Settings(ranged_download_threshold=MiB, ranged_download_chunksize=MiB)
+    with ArtifactStore(f"{server.artifacts}/{run}", settings=settings) as store:
+        out = store.download_file("d.bin", str(tmp_path / "d.bin"))
+        assert b"".join(store.read("d.bin", 10, 20)) == data[10:30]
+    assert Path(out).read_bytes() == data

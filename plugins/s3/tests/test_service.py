@@ -290,6 +290,79 @@ def test_failed_part_aborts_the_upload(
     assert objects.get("KeyCount", 0) == 0
 
 
+# -- presigned transfers by /server-info, and falling back to the server ----------------------------
+
+
+def test_http_uri_goes_straight_to_s3_by_server_info(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No MLflow variable set: an http:// URI follows /server-info, uploads and downloads alike."""
+    run = uuid.uuid4().hex
+    data = random_bytes(12 * MiB + 5)
+    (tmp_path / "model.bin").write_bytes(data)
+    with ArtifactStore(f"{service.url}{API}/artifacts/10/{run}") as store:
+        store.log_artifact(str(tmp_path / "model.bin"))
+        out = store.download_file("model.bin", str(tmp_path / "back.bin"))
+    assert Path(out).read_bytes() == data
+    body, etag = stored(seaweedfs, service, f"10/{run}/model.bin")
+    assert body == data and etag.endswith("-3")
+    logged = [line for line in service.requests_logged() if run in line]
+    assert any(line.startswith(f"POST {API}/mpu/complete/10/{run}") for line in logged)
+    assert any(line.startswith(f"GET {API}/presigned/10/{run}/model.bin") for line in logged)
+    assert not any(line.startswith(("PUT ", f"GET {API}/artifacts/10/{run}/model.bin")) for line in logged)
+
+
+def test_presigned_transfers_turned_off(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    client.setenv("MLARTIFACTS_PRESIGNED_TRANSFERS", "false")
+    run = uuid.uuid4().hex
+    data = random_bytes(12 * MiB)
+    (tmp_path / "model.bin").write_bytes(data)
+    with ArtifactStore(f"{service.url}{API}/artifacts/11/{run}") as store:
+        store.log_artifact(str(tmp_path / "model.bin"))
+        assert store.read_bytes("model.bin") == data
+    assert stored(seaweedfs, service, f"11/{run}/model.bin")[0] == data
+    logged = [line for line in service.requests_logged() if run in line]
+    assert any(line.startswith(f"PUT {API}/artifacts/11/{run}/model.bin") for line in logged)
+    assert not any("/mpu/" in line or "/presigned/" in line for line in logged)
+
+
+def test_storage_unreachable_from_the_client_falls_back_to_the_server(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The client reaches the service but not the storage its presigned URLs name.
+
+    Here the client's only way out is an HTTP proxy that is down (nothing listens on
+    its port), with the service exempt (NO_PROXY): as for a private storage endpoint
+    that only the server can route to. Uploads and downloads go through the server.
+    """
+    from mlartifacts.client import plugin
+
+    plugin.reset()  # storage hosts reached by earlier tests are not known to be reachable
+    client.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    client.setenv("NO_PROXY", "localhost")
+    port = urlsplit(service.url).port
+    run = uuid.uuid4().hex
+    data = random_bytes(12 * MiB + 9)
+    (tmp_path / "model.bin").write_bytes(data)
+    try:
+        with ArtifactStore(f"http://localhost:{port}{API}/artifacts/12/{run}") as store:
+            store.log_artifact(str(tmp_path / "model.bin"))
+            out = store.download_file("model.bin", str(tmp_path / "back.bin"))
+    finally:
+        plugin.reset()
+        client.delenv("HTTP_PROXY")  # the admin client below goes to SeaweedFS directly
+    assert Path(out).read_bytes() == data
+    assert stored(seaweedfs, service, f"12/{run}/model.bin")[0] == data
+    logged = [line for line in service.requests_logged() if run in line]
+    assert any(line.startswith(f"POST {API}/mpu/create/12/{run}") for line in logged)
+    assert any(line.startswith(f"POST {API}/mpu/abort/12/{run}") for line in logged)
+    assert any(line.startswith(f"PUT {API}/artifacts/12/{run}/model.bin") for line in logged)
+    assert any(line.startswith(f"GET {API}/artifacts/12/{run}/model.bin") for line in logged)
+    assert pending(seaweedfs, f"{service.prefix}/12/{run}") == []
+
+
 # -- TLS on the storage side -----------------------------------------------------------------
 
 

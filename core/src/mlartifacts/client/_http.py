@@ -34,6 +34,7 @@ __all__ = [
     "close_sessions",
     "request",
     "transport_error",
+    "unreachable",
 ]
 
 _RETRIABLE = {408, 429, 500, 502, 503, 504}
@@ -216,6 +217,7 @@ def request(
     timeout: float | None = None,
     stream: bool = False,
     netrc: bool = True,
+    connect_timeout: float | None = None,
 ) -> Response:
     """One request on the pooled connections, honouring the environment as requests does.
 
@@ -227,7 +229,8 @@ def request(
 
     Inside an operation with a deadline (MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT), the
     socket timeout is the smaller of ``timeout`` and the time left, so a hung server
-    never holds a request the engine has given up on.
+    never holds a request the engine has given up on. ``connect_timeout``, when
+    given, bounds the connection alone (``timeout`` then bounds each read).
     """
     import urllib3
 
@@ -246,12 +249,16 @@ def request(
     if json_body is not None:
         data = json.dumps(json_body).encode()
         sent["Content-Type"] = "application/json"
+    limit: float | urllib3.Timeout | None = timeout
+    if connect_timeout is not None:
+        connect = connect_timeout if timeout is None else min(connect_timeout, timeout)
+        limit = urllib3.Timeout(connect=connect, read=timeout)
     raw = _manager(proxy, verify, cert).urlopen(
         method,
         url,
         body=data,
         headers=sent,
-        timeout=timeout,
+        timeout=limit,
         retries=_no_retries(),
         preload_content=not stream,
         decode_content=True,
@@ -336,6 +343,17 @@ def transport_error(exc: Exception, what: str, url: str | None = None) -> errors
     if isinstance(exc, (HTTPError, OSError)):
         return errors.TransientError(f"{what}: {type(exc).__name__}{where}: {detail}")
     return errors.BackendError(f"{what}: {type(exc).__name__}{where}: {detail}")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a request failed before any server answered: no route, name, connection or proxy."""
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ProxyError
+
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    return isinstance(
+        exc, (NewConnectionError, ConnectTimeoutError, ProxyError)
+    )  # names too: NameResolutionError
 
 
 def close_sessions() -> None:

@@ -3,8 +3,11 @@
 Schemes ``http``, ``https`` (``.../api/2.0/mlflow-artifacts/artifacts/<path>``) and
 ``mlflow-artifacts`` (resolved against ``MLFLOW_TRACKING_URI``). Files move through
 the core's engine like any backend's: trees in parallel, downloads verified against
-Content-Length, ranged reads where the server serves ranges, and proxied multipart
-uploads (parts sent straight to presigned storage URLs) when enabled.
+Content-Length, ranged reads where the server serves ranges, and, where the server
+advertises them in /server-info, presigned transfers: multipart uploads whose parts
+go straight to the storage, and ranged downloads from it. When the storage cannot
+be reached from the client, or the server cannot presign (501), the bytes go
+through the server instead (``MLARTIFACTS_PRESIGNED_TRANSFERS=false`` always does).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .. import paths
 from .._tar import read_members, reader, write_members
@@ -28,7 +31,7 @@ from ..config import MAX_BATCH_FILE_SIZE
 from ..errors import ArtifactError, BackendError, IntegrityError, InvalidPath, NotFound, NotSupported
 from ..hookspecs import Progress, hookimpl
 from ..transfer._digest import DigestFieldError, http_field, parse_http_field, sha256_hex, valid_hex
-from ._http import ServerInfo, allow_insecure, check, request, transport_error
+from ._http import ServerInfo, allow_insecure, check, request, transport_error, unreachable
 from ._settings import ClientSettings
 from ._uri import HttpRoot, resolve
 
@@ -38,6 +41,12 @@ _CHUNK = 1024 * 1024
 _PAGE = 1000  # entries per page of a recursive listing
 _TAR = "application/x-tar"
 _PRESIGNED_REUSE = 120.0  # seconds a presigned download URL is reused (the server grants 300 by default)
+#: Seconds a service whose storage this client could not reach is served through the
+#: server only, before presigned transfers are tried again.
+_UNREACHABLE_FOR = 300.0
+#: Seconds to connect to a storage host never reached before: a storage address that is
+#: only routable from the server (a private endpoint) must not hold the client for long.
+_FIRST_CONNECT = 10.0
 
 
 def _safe_name(name: str, nested: bool) -> bool:
@@ -88,7 +97,17 @@ class ArtifactsServiceClient:
         self.server_info = ServerInfo()
         self._uploads: dict[str, _Upload] = {}
         self._presigned: dict[tuple[str, str], tuple[float, str, dict[str, str]]] = {}
+        self._reached: set[str] = set()  # storage hosts that have answered this client
+        self._unreachable: dict[str, float] = {}  # service API -> when its storage was unreachable
         self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget what was learnt about servers and storages (server-info, reachability, URLs)."""
+        self.server_info.clear()
+        with self._lock:
+            self._presigned.clear()
+            self._reached.clear()
+            self._unreachable.clear()
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -129,19 +148,46 @@ class ArtifactsServiceClient:
     def _storage(
         self, root: Root, method: str, url: str, what: str, *, accept: tuple[int, ...] = (), **kwargs: Any
     ) -> Any:
-        """A request to presigned storage: no service credentials, storage TLS settings."""
+        """A request to presigned storage: no service credentials, storage TLS settings.
+
+        Raises NotSupported when the storage host, never reached before, cannot be
+        reached at all (no name, no route, refused): the caller then goes through the
+        server, and so does every transfer to this service for a while.
+        """
+        host = urlsplit(url).netloc
+        first = host not in self._reached
         try:
             response = request(
                 method,
                 url,
                 verify=root.settings.storage_verify,
                 timeout=root.settings.timeout,
+                connect_timeout=_FIRST_CONNECT if first else None,
                 netrc=False,  # the URL's signature is its login
                 **kwargs,
             )
         except Exception as exc:
-            raise transport_error(exc, what, url) from exc
+            error = transport_error(exc, what, url)
+            if first and unreachable(exc):
+                with self._lock:
+                    self._unreachable[root.http.api] = time.monotonic()
+                raise NotSupported(
+                    f"{error}; the storage is unreachable from here: going through the server"
+                ) from exc
+            raise error from exc
+        if first:
+            with self._lock:
+                self._reached.add(host)
         return check(response, what, accept)
+
+    def _presigned_ok(self, root: Root) -> bool:
+        """Whether presigned transfers may be tried (the storage was not found unreachable lately)."""
+        with self._lock:
+            since = self._unreachable.get(root.http.api)
+            if since is not None and time.monotonic() - since >= _UNREACHABLE_FOR:
+                del self._unreachable[root.http.api]
+                since = None
+        return since is None
 
     def _extension(self, root: Root, name: str) -> bool:
         """Whether the server is ours and offers ``name`` (a key of its server-info extras)."""
@@ -149,16 +195,26 @@ class ArtifactsServiceClient:
         return isinstance(extras, dict) and extras.get(name) is True
 
     def _multipart_uploads(self, root: Root) -> bool:
+        """Presigned multipart uploads: as MLflow's variable says, else as the server advertises."""
         forced = root.settings.proxy_upload
         if forced is not None:
-            return forced
-        return root.http.proxied and self._info(root).get("multipart_uploads_enabled") is True
+            return forced and self._presigned_ok(root)
+        return (
+            root.settings.presigned
+            and self._info(root).get("multipart_uploads_enabled") is True
+            and self._presigned_ok(root)
+        )
 
     def _multipart_downloads(self, root: Root) -> bool:
+        """Presigned (ranged) downloads: as MLflow's variable says, else as the server advertises."""
         forced = root.settings.proxy_download
         if forced is not None:
-            return forced
-        return root.http.proxied and self._info(root).get("multipart_downloads_enabled") is True
+            return forced and self._presigned_ok(root)
+        return (
+            root.settings.presigned
+            and self._info(root).get("multipart_downloads_enabled") is True
+            and self._presigned_ok(root)
+        )
 
     def _children(self, root: Root, full: str, recursive: bool = False) -> list[dict[str, Any]]:
         """The raw entries of one directory on the server (every page).
@@ -310,12 +366,11 @@ class ArtifactsServiceClient:
         if self._multipart_downloads(root):
             try:
                 url, extra = self._presigned_url(root, path)
-            except NotSupported:
-                pass  # the server cannot presign after all: go through it
-            else:
                 return self._storage(
                     root, "GET", url, what, headers={**extra, **headers}, stream=True, accept=accept
                 )
+            except NotSupported:
+                pass  # the server cannot presign (501), or the storage is out of reach: go through it
         url = root.http.url("artifacts", path)
         return self._request(root, "GET", url, what, headers=dict(headers), stream=True, accept=accept)
 
@@ -455,6 +510,8 @@ class ArtifactsServiceClient:
     def create_multipart(self, root: Root, path: str, size: int | None, part_size: int) -> str:
         if size is None:
             raise NotSupported("a proxied multipart upload needs the size up front")
+        if not self._presigned_ok(root):
+            raise NotSupported(f"the storage behind {root.http.api} is unreachable from here")
         full = root.http.full(path)
         directory, name = posixpath.split(full)
         body = self._request(

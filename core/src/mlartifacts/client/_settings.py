@@ -47,7 +47,13 @@ class ClientSettings:
         storage_verify: TLS check of presigned storage URLs: off with ``MLFLOW_S3_IGNORE_TLS``,
             against ``AWS_CA_BUNDLE`` when set (as the S3 backend checks its endpoint).
         proxy_upload / proxy_download: ``MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD`` /
-            ``_DOWNLOAD``; None when unset (then the server's /server-info decides).
+            ``_DOWNLOAD``; None when unset (then ``presigned`` and the server's
+            /server-info decide).
+        presigned: ``MLARTIFACTS_PRESIGNED_TRANSFERS`` (true): use the presigned
+            multipart uploads and ranged downloads a server advertises in /server-info,
+            for ``http(s)://`` and ``mlflow-artifacts:`` URIs alike; false sends every
+            byte through the server (unless an ``MLFLOW_ENABLE_PROXY_MULTIPART_*``
+            variable says otherwise).
         upload_threshold / upload_chunk: ``MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE``
             (500 MiB) / ``MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE`` (10 MiB).
     """
@@ -60,6 +66,7 @@ class ClientSettings:
     storage_verify: bool | str = True
     proxy_upload: bool | None = None
     proxy_download: bool | None = None
+    presigned: bool = True
     upload_threshold: int = 500 * MiB
     upload_chunk: int = 10 * MiB
 
@@ -90,6 +97,7 @@ class ClientSettings:
             storage_verify=_or_true(storage_tls_verify()),
             proxy_upload=_tristate("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"),
             proxy_download=_tristate("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"),
+            presigned=env_bool("MLARTIFACTS_PRESIGNED_TRANSFERS", True),
             upload_threshold=env_bytes("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", 500 * MiB),
             upload_chunk=chunk,
         )

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from .._types import FileInfo
 from ..errors import IntegrityError
@@ -20,7 +20,14 @@ from ..store import ArtifactStore
 from ..transfer._digest import DigestFieldError, http_field, parse_http_field
 from ._errors import ApiError
 from ._paths import request_path
-from ._streams import SMALL_BODY, IncompleteBody, RequestBody, parse_range, refuse_transfer_codings
+from ._streams import (
+    SMALL_BODY,
+    IncompleteBody,
+    ReadAheadResponse,
+    RequestBody,
+    parse_range,
+    refuse_transfer_codings,
+)
 
 __all__ = ["ARTIFACT_POLICY", "ArtifactsApi"]
 
@@ -207,8 +214,9 @@ class ArtifactsApi:
         if data is not None:
             body = data if length == size else data[start : start + length]
             return Response(body, status_code=status, headers=headers, media_type=media_type)
-        chunks = self.store.read(path, start, length)
-        return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)
+        # The first chunk is read at the call (a vanished file fails here, before any byte): off the loop.
+        chunks = await anyio.to_thread.run_sync(self.store.read, path, start, length)
+        return ReadAheadResponse(chunks, status_code=status, headers=headers, media_type=media_type)
 
     async def upload(self, request: Request) -> Response:
         """The raw body becomes the file (parents created, overwritten); nothing partial is ever visible."""
@@ -233,7 +241,7 @@ class ArtifactsApi:
                 await anyio.to_thread.run_sync(self.store.write, path, (data,), expected, None, digest)
             else:
                 body = RequestBody(request, expected)
-                await anyio.to_thread.run_sync(self.store.write, path, body, expected, None, digest)
+                await body.run(self.store.write, path, body, expected, None, digest)
         except IntegrityError as exc:
             if digest is None:
                 raise  # the storage's own check failed, not the client's

@@ -74,7 +74,7 @@ class BatchApi:
             return count, total
 
         try:
-            count, total = await anyio.to_thread.run_sync(store_members)
+            count, total = await body.run(store_members)
         except ClientDisconnect:
             return Response(status_code=400)  # the member being written was abandoned
         except (BatchFormatError, tarfile.TarError, IncompleteBody) as exc:

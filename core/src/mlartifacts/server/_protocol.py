@@ -28,6 +28,7 @@ MAX_HEADERS = 100
 #: Seconds a client has to send a request's head (``MLARTIFACTS_SERVER_HEADER_TIMEOUT``).
 HEAD_TIMEOUT = 20.0
 
+_WRITE_BUFFER = 4 * 1024 * 1024
 _REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 
 
@@ -49,6 +50,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # Let a response queue a few chunks before the app waits for the socket to drain
+        # (asyncio's default is 64 KiB): the loop then fetches the next chunk while the
+        # kernel sends, instead of after.
+        transport.set_write_buffer_limits(high=_WRITE_BUFFER)
         self._start_head_clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
