@@ -118,6 +118,23 @@ def test_cli_through_the_service(
     ]
 
 
+def test_recursive_listing_pages_through_the_service(
+    server: RunningServer, client_env: pytest.MonkeyPatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree larger than one page of the recursive listing is listed and downloaded whole."""
+    from mlartifacts.client import _plugin
+
+    monkeypatch.setattr(_plugin, "_PAGE", 3)
+    files = {f"d{i % 3}/f{i}.txt": f"file {i}".encode() for i in range(11)}
+    write_tree(tmp_path / "src", files)
+    with ArtifactStore(f"{server.artifacts}/pages/{uuid.uuid4().hex}") as store:
+        store.log_artifacts(str(tmp_path / "src"))
+        listed = sorted(i.path for i in store.iter_files(""))
+        store.download_artifacts("", str(tmp_path / "back"))
+    assert listed == sorted(files)
+    assert read_tree(tmp_path / "back") == files
+
+
 def test_listing_from_a_hostile_server_is_sanitized(tmp_path: Path, client_env: pytest.MonkeyPatch) -> None:
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse

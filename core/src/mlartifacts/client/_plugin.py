@@ -38,7 +38,10 @@ from ._uri import HttpRoot, resolve
 __all__ = ["ArtifactsServiceClient", "Root"]
 
 _CHUNK = 1024 * 1024
-_PAGE = 1000  # entries per page of a recursive listing
+# Entries per page of a recursive listing. The server walks the tree again for each page
+# (no start-after marker reaches the backends yet), so pages are large: a 10,000-file
+# tree is one walk (about 1 MB of JSON), not ten.
+_PAGE = 10_000
 _TAR = "application/x-tar"
 _PRESIGNED_REUSE = 120.0  # seconds a presigned download URL is reused (the server grants 300 by default)
 #: Seconds a service whose storage this client could not reach is served through the

@@ -264,7 +264,7 @@ class TransferEngine:
                     )
                     check_received(tmp, checked, None, where, backend.name, settings.digests)
 
-                retry(ranged, ctx, settings, what=ctx.what)
+                retry(ranged, ctx, settings, what=ctx.what, abandoned=lambda: _remove(tmp))
             else:
                 counter = AttemptCounter(progress, ctx)
                 checked = info
