@@ -180,6 +180,15 @@ def test_parts_in_flight_are_bounded(tmp_path: Path, big_file: Path) -> None:
     assert backend.peak["upload_part"] == 3
 
 
+def test_part_memory_bounds_parts_in_flight(big_file: Path) -> None:
+    """Parts are held whole while they are sent: MLARTIFACTS_PART_MEMORY caps how many at once."""
+    backend = Counting(limits=LIMITS)
+    with make_store(backend, FAST.replace(max_workers=8, part_memory=2 * 4 * KiB)) as store:
+        store.upload_file(str(big_file), "big.bin")
+    assert backend.peak["upload_part"] == 2
+    assert backend.objects("b")["root/big.bin"] == big_file.read_bytes()
+
+
 # -- trees -----------------------------------------------------------------------------------
 
 

@@ -191,6 +191,10 @@ class Settings:
         ranged_download_threshold: objects at least this large are downloaded as parallel
             ranges where the backend reads ranges (``MLARTIFACTS_RANGED_DOWNLOAD_THRESHOLD``).
         ranged_download_chunksize: size of each range (``MLARTIFACTS_RANGED_DOWNLOAD_CHUNKSIZE``).
+        part_memory: bytes of one file's multipart upload held in memory at once: its
+            parts in flight are this divided by the part size, at least one and at most
+            ``max_workers`` (``MLARTIFACTS_PART_MEMORY``). Parts are read whole before
+            they are sent, so this bounds a large upload's memory.
         stream_parts_in_flight: parts of one stream of unknown length (a server PUT,
             ``ArtifactStore.write``) buffered or uploading at once; bounds its memory to
             about this many parts plus one (``MLARTIFACTS_STREAM_PARTS_IN_FLIGHT``).
@@ -229,6 +233,7 @@ class Settings:
     multipart_chunksize: int = 8 * MiB  # as s3transfer: more parts keep 10 workers busy
     ranged_download_threshold: int = 32 * MiB
     ranged_download_chunksize: int = 16 * MiB
+    part_memory: int = 48 * MiB
     stream_parts_in_flight: int = 4
     batch_file_size: int = 1 * MiB
     batch_files: int = 100
@@ -257,6 +262,7 @@ class Settings:
             ranged_download_chunksize=env_bytes(
                 "MLARTIFACTS_RANGED_DOWNLOAD_CHUNKSIZE", d.ranged_download_chunksize, environ
             ),
+            part_memory=env_bytes("MLARTIFACTS_PART_MEMORY", d.part_memory, environ),
             stream_parts_in_flight=env_int(
                 "MLARTIFACTS_STREAM_PARTS_IN_FLIGHT", d.stream_parts_in_flight, environ, minimum=1
             ),

@@ -216,6 +216,10 @@ def _upload_file_parts(
             journal.started(upload_id)
     file_ctx, ctx = ctx, ctx.child()  # a failed part stops its siblings, not the file's job
     try:
+        # Each part in flight is held whole: their number is what MLARTIFACTS_PART_MEMORY allows.
+        slots = threading.BoundedSemaphore(
+            max(1, min(settings.max_workers, settings.part_memory // part_size))
+        )
 
         def send(number: int) -> Part:
             length = span(number)[1]
@@ -232,13 +236,18 @@ def _upload_file_parts(
                 counter(length)
                 return part
 
-            return retry(
-                attempt,
-                ctx,
-                settings,
-                what=f"part {number}/{count} of {where}",
-                before_retry=counter.rewind,
-            )
+            while not slots.acquire(timeout=_POLL):
+                ctx.check()
+            try:
+                return retry(
+                    attempt,
+                    ctx,
+                    settings,
+                    what=f"part {number}/{count} of {where}",
+                    before_retry=counter.rewind,
+                )
+            finally:
+                slots.release()
 
         missing = [n for n in range(1, count + 1) if n not in kept]
         parts = sorted([*kept.values(), *map_chunks(pool, send, missing, ctx)], key=lambda p: p.part_number)
