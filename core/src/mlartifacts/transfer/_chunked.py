@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .._backend import Backend
 from .._types import MultipartLimits, Part
@@ -38,15 +38,47 @@ _ABORT_TIMEOUT = 60.0
 
 
 def map_chunks(
-    pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], ctx: JobContext
+    pool: ThreadPoolExecutor,
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    ctx: JobContext,
+    limit: int | None = None,
 ) -> list[R]:
-    """Run ``fn`` over ``items`` on ``pool``; the first failure cancels the rest and is raised."""
+    """Run ``fn`` over ``items`` on ``pool``; the first failure cancels the rest and is raised.
 
-    def task(item: T) -> R:
-        ctx.check()
-        return fn(item)
+    ``limit`` caps how many run at once: items are handed to the pool in order, the next
+    one only when one finished, so they also start in order (an in-order hasher fed by
+    them never holds parts behind one that lost a race for a slot).
+    """
+    if limit is None or limit >= len(items):
 
-    return gather([pool.submit(task, item) for item in items], ctx)
+        def task(item: T) -> R:
+            ctx.check()
+            return fn(item)
+
+        return gather([pool.submit(task, item) for item in items], ctx)
+    slots = threading.Semaphore(limit)
+    futures: list[Future[R]] = []
+
+    def limited(item: T) -> R:
+        try:
+            ctx.check()
+            return fn(item)
+        finally:
+            slots.release()
+
+    try:
+        for item in items:
+            while not slots.acquire(timeout=_POLL):
+                ctx.check()
+                _raise_failed(futures)
+            _raise_failed(futures)
+            futures.append(pool.submit(limited, item))
+    except BaseException as exc:  # noqa: BLE001 - re-raised below, after the cleanup
+        failure = exc
+    else:
+        return gather(futures, ctx)
+    raise _stop_all(futures, failure, ctx)
 
 
 def gather(futures: Sequence[Future[R]], ctx: JobContext) -> list[R]:
@@ -216,10 +248,6 @@ def _upload_file_parts(
             journal.started(upload_id)
     file_ctx, ctx = ctx, ctx.child()  # a failed part stops its siblings, not the file's job
     try:
-        # Each part in flight is held whole: their number is what MLARTIFACTS_PART_MEMORY allows.
-        slots = threading.BoundedSemaphore(
-            max(1, min(settings.max_workers, settings.part_memory // part_size))
-        )
 
         def send(number: int) -> Part:
             length = span(number)[1]
@@ -236,21 +264,19 @@ def _upload_file_parts(
                 counter(length)
                 return part
 
-            while not slots.acquire(timeout=_POLL):
-                ctx.check()
-            try:
-                return retry(
-                    attempt,
-                    ctx,
-                    settings,
-                    what=f"part {number}/{count} of {where}",
-                    before_retry=counter.rewind,
-                )
-            finally:
-                slots.release()
+            return retry(
+                attempt,
+                ctx,
+                settings,
+                what=f"part {number}/{count} of {where}",
+                before_retry=counter.rewind,
+            )
 
         missing = [n for n in range(1, count + 1) if n not in kept]
-        parts = sorted([*kept.values(), *map_chunks(pool, send, missing, ctx)], key=lambda p: p.part_number)
+        # Each part in flight is held whole: their number is what MLARTIFACTS_PART_MEMORY allows.
+        in_flight = max(1, min(settings.max_workers, settings.part_memory // part_size))
+        sent = map_chunks(pool, send, missing, ctx, limit=in_flight)
+        parts = sorted([*kept.values(), *sent], key=lambda p: p.part_number)
         digest = hasher.hexdigest(count) if hasher is not None else None
         retry(
             lambda: backend.complete_multipart(path, upload_id, parts, digest),
@@ -461,7 +487,7 @@ class _Source:
         return chunk
 
 
-def _raise_failed(futures: Sequence[Future[Part]]) -> None:
+def _raise_failed(futures: Sequence[Future[Any]]) -> None:
     for future in futures:
         if future.done() and not future.cancelled() and future.exception() is not None:
             raise future.exception()  # type: ignore[misc]
