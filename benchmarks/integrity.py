@@ -19,8 +19,8 @@ cores with the client (and with anything else running).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,9 +28,7 @@ import uuid
 from pathlib import Path
 
 from _common import child_env, compare, make_inputs, measure, run_dir, transfer_cases
-from s3_seaweedfs import ACCESS_KEY, BUCKET, SECRET_KEY, start_seaweedfs
-
-from mlartifacts.testing.servers import wait_for
+from s3_seaweedfs import BUCKET, running_seaweedfs, s3_child_env
 
 WORKER = r"""
 import sys
@@ -69,7 +67,7 @@ def main() -> None:
     backends = args.backends.split(",")
 
     base = Path(tempfile.mkdtemp(prefix="mlartifacts-integrity-bench-", dir=args.dir))
-    server, sockets = None, []
+    stack = contextlib.ExitStack()
     try:
         big, tree = (Path(p) for p in make_inputs(str(base), args.size_mib, args.files))
         env = {
@@ -83,21 +81,8 @@ def main() -> None:
         if "local" in backends:
             roots["local"] = str(base / "store")
         if "s3" in backends:
-            server, endpoint, sockets = start_seaweedfs(base / "seaweedfs")
-            env.update(
-                MLFLOW_S3_ENDPOINT_URL=endpoint,
-                AWS_ACCESS_KEY_ID=ACCESS_KEY,
-                AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-                AWS_DEFAULT_REGION="us-east-1",
-            )
-            import boto3
-
-            admin = boto3.client(
-                "s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-                aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
-            )  # fmt: skip
-            wait_for(lambda: admin.list_buckets() is not None, 60, proc=server, what="SeaweedFS")
-            admin.create_bucket(Bucket=BUCKET)
+            endpoint, _ = stack.enter_context(running_seaweedfs(base / "seaweedfs"))
+            env = s3_child_env(env, endpoint, base)
             roots["s3"] = f"s3://{BUCKET}"
 
         for backend, root in roots.items():
@@ -122,12 +107,7 @@ def main() -> None:
             if backend == "local":
                 shutil.rmtree(root, ignore_errors=True)
     finally:
-        if server is not None:
-            server.stop()
-            if server.popen is not None and server.popen.returncode == -signal.SIGKILL:
-                print("(SeaweedFS did not stop within 10 s of SIGTERM and was killed)")
-        for sock in sockets:
-            sock.unlink(missing_ok=True)  # SeaweedFS's fixed-name gRPC sockets, ours only
+        stack.close()
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -34,10 +34,9 @@ import uuid
 from pathlib import Path
 
 from _common import child_env, measure
-from s3_seaweedfs import ACCESS_KEY, BUCKET, SECRET_KEY, start_seaweedfs
+from s3_seaweedfs import BUCKET, running_seaweedfs, s3_child_env
 
 from mlartifacts import ArtifactStore, Settings
-from mlartifacts.testing.servers import wait_for
 
 MiB = 1024 * 1024
 
@@ -79,29 +78,14 @@ class _HalfProgress:
 
 
 def bench_s3(base: Path, big: Path, repeat: int) -> list[tuple[str, list[float]]]:
-    server, endpoint, sockets = start_seaweedfs(base / "seaweedfs")
-    try:
+    with running_seaweedfs(base / "seaweedfs") as (endpoint, admin):
         state = base / "state"
+        plain = {k: v for k, v in child_env().items() if not k.startswith("MLFLOW_")}
         env = {
-            **{k: v for k, v in child_env().items() if not k.startswith(("AWS_", "MLFLOW_", "MLARTIFACTS_"))},
-            "MLFLOW_S3_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_CONFIG_FILE": str(base / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(base / "no-aws-credentials"),
+            **s3_child_env(plain, endpoint, base),
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
             "MLARTIFACTS_STATE_DIR": str(state),
         }
-        import boto3
-
-        admin = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
-        )  # fmt: skip
-        wait_for(lambda: admin.list_buckets() is not None, 60, proc=server, what="SeaweedFS")
-        admin.create_bucket(Bucket=BUCKET)
 
         def child(mode: str, dst: str, **extra: str) -> tuple[float, float]:
             cmd = [sys.executable, "-c", WORKER, mode, str(big), dst]
@@ -136,10 +120,6 @@ def bench_s3(base: Path, big: Path, repeat: int) -> list[tuple[str, list[float]]
                 rows[how].append(seconds)
                 clean(prefix)
         return list(rows.items())
-    finally:
-        server.stop()
-        for sock in sockets:
-            sock.unlink(missing_ok=True)
 
 
 def bench_memory(base: Path, big: Path, repeat: int) -> list[tuple[str, list[float]]]:

@@ -28,6 +28,7 @@ for its 2 cores: the figures compare the clients with one another, not with real
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from _common import child_env, compare, make_inputs, peak_rss_mib, run_dir, transfer_cases
 
@@ -235,6 +236,45 @@ def start_seaweedfs(base: Path) -> tuple[ServerProcess, str, list[Path]]:
     return server, f"http://127.0.0.1:{ports['s3']}", sockets
 
 
+def s3_child_env(env: Mapping[str, str], endpoint: str, base: Path) -> dict[str, str]:
+    """``env`` for a child that uses this SeaweedFS: its keys, no metadata probe, no user AWS config."""
+    return {
+        **{k: v for k, v in env.items() if not k.startswith(("AWS_", "MLFLOW_S3_", "MLARTIFACTS_"))},
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(base / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(base / "no-aws-credentials"),
+    }
+
+
+@contextlib.contextmanager
+def running_seaweedfs(base: Path) -> Iterator[tuple[str, Any]]:
+    """SeaweedFS on 127.0.0.1 with the bucket made: yields (endpoint, admin boto3 client).
+
+    Stopped by its PID on the way out, and its fixed-name gRPC sockets removed.
+    """
+    server, endpoint, sockets = start_seaweedfs(base)
+    try:
+        import boto3
+
+        admin = boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
+        )  # fmt: skip
+        wait_for(lambda: admin.list_buckets() is not None, 60, proc=server, what="SeaweedFS")
+        admin.create_bucket(Bucket=BUCKET)
+        yield endpoint, admin
+    finally:
+        server.stop()
+        if server.popen is not None and server.popen.returncode == -signal.SIGKILL:
+            print("(SeaweedFS did not stop within 10 s of SIGTERM and was killed)")
+        for sock in sockets:
+            sock.unlink(missing_ok=True)  # SeaweedFS's fixed-name gRPC sockets, ours only
+
+
 def warm(admin: object, base: Path) -> None:
     """A few PUT/GET/list rounds, so no contender pays SeaweedFS's first requests."""
     client: Any = admin
@@ -272,64 +312,57 @@ def main() -> None:
         pythons["mlflow"] = tool_python("mlflow-s3")
 
     base = Path(tempfile.mkdtemp(prefix="mlartifacts-s3-bench-", dir=args.dir))
-    server, sockets = None, []
     try:
         big, tree = (Path(p) for p in make_inputs(str(base), args.size_mib, args.files))
-        server, endpoint, sockets = start_seaweedfs(base / "seaweedfs")
-        env = {
-            **{k: v for k, v in child_env().items() if not k.startswith(("AWS_", "MLFLOW_", "MLARTIFACTS_"))},
-            "MLFLOW_S3_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_CONFIG_FILE": str(base / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(base / "no-aws-credentials"),
-            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-            "BENCH_BUCKET": BUCKET,
-        }
-        import boto3
-
-        admin = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
-        )  # fmt: skip
-        wait_for(lambda: admin.list_buckets() is not None, 60, proc=server, what="SeaweedFS")
-        admin.create_bucket(Bucket=BUCKET)
-        warm(admin, base)
-        # The objects every tool downloads, stored once (by boto3, as 8 MiB multipart).
-        admin.upload_file(str(big), BUCKET, "stored/big.bin")
-        for path in tree.rglob("*.bin"):
-            admin.upload_file(str(path), BUCKET, f"stored/tree/{path.relative_to(tree).as_posix()}")
-        big_uri, tree_uri = f"s3://{BUCKET}/stored/big.bin", f"s3://{BUCKET}/stored/tree"
-
-        def run_one(tool: str, op: str, source: str) -> tuple[float, float]:
-            # A fresh directory per run: deleting trees right before a run slows ext4 down.
-            target = (
-                str(run_dir(base / "downloads", tool))
-                if op.startswith("download")
-                else f"s3://{BUCKET}/up/{uuid.uuid4().hex}"
-            )
-            measured = measure_call([pythons[tool], "-c", WORKER, tool, op, source, target], env)
-            if op == "download-file":
-                shutil.rmtree(target)  # one big file: no inode churn to fear, and disk to free
-            return measured
-
-        cases = transfer_cases(args.size_mib, args.files, str(big), big_uri, str(tree), tree_uri)
-        wanted = {c for c in args.cases.split(",") if c}
-        cases = [c for c in cases if not wanted or c[3] in wanted]
-        reference = "obstore" if "obstore" in tools else tools[0]
-        compare(cases, tools, args.repeat, run_one, reference=reference)
-        for tool, count in ABORTS.items():
-            print(f"({tool}: {count} run(s) aborted (SIGABRT) at interpreter exit, after the timed call)")
+        with running_seaweedfs(base / "seaweedfs") as (endpoint, admin):
+            plain = {k: v for k, v in child_env().items() if not k.startswith("MLFLOW_")}
+            env = {
+                **s3_child_env(plain, endpoint, base),
+                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                "BENCH_BUCKET": BUCKET,
+            }
+            run(args, tools, pythons, base, big, tree, env, admin)
     finally:
-        if server is not None:
-            server.stop()
-            if server.popen is not None and server.popen.returncode == -signal.SIGKILL:
-                print("(SeaweedFS did not stop within 10 s of SIGTERM and was killed)")
-        for sock in sockets:
-            sock.unlink(missing_ok=True)  # SeaweedFS's fixed-name gRPC sockets, ours only
         shutil.rmtree(base, ignore_errors=True)
+
+
+def run(
+    args: argparse.Namespace,
+    tools: list[str],
+    pythons: dict[str, str],
+    base: Path,
+    big: Path,
+    tree: Path,
+    env: dict[str, str],
+    admin: Any,
+) -> None:
+    """Every case, for every tool, against the running SeaweedFS."""
+    warm(admin, base)
+    # The objects every tool downloads, stored once (by boto3, as 8 MiB multipart).
+    admin.upload_file(str(big), BUCKET, "stored/big.bin")
+    for path in tree.rglob("*.bin"):
+        admin.upload_file(str(path), BUCKET, f"stored/tree/{path.relative_to(tree).as_posix()}")
+    big_uri, tree_uri = f"s3://{BUCKET}/stored/big.bin", f"s3://{BUCKET}/stored/tree"
+
+    def run_one(tool: str, op: str, source: str) -> tuple[float, float]:
+        # A fresh directory per run: deleting trees right before a run slows ext4 down.
+        target = (
+            str(run_dir(base / "downloads", tool))
+            if op.startswith("download")
+            else f"s3://{BUCKET}/up/{uuid.uuid4().hex}"
+        )
+        measured = measure_call([pythons[tool], "-c", WORKER, tool, op, source, target], env)
+        if op == "download-file":
+            shutil.rmtree(target)  # one big file: no inode churn to fear, and disk to free
+        return measured
+
+    cases = transfer_cases(args.size_mib, args.files, str(big), big_uri, str(tree), tree_uri)
+    wanted = {c for c in args.cases.split(",") if c}
+    cases = [c for c in cases if not wanted or c[3] in wanted]
+    reference = "obstore" if "obstore" in tools else tools[0]
+    compare(cases, tools, args.repeat, run_one, reference=reference)
+    for tool, count in ABORTS.items():
+        print(f"({tool}: {count} run(s) aborted (SIGABRT) at interpreter exit, after the timed call)")
 
 
 if __name__ == "__main__":

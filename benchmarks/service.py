@@ -28,9 +28,9 @@ Contenders:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,13 +43,13 @@ from pathlib import Path
 from typing import Callable
 
 from _common import child_env, make_inputs, peak_rss_mib
+from s3_seaweedfs import BUCKET, running_seaweedfs, s3_child_env
 
 from mlartifacts.testing.servers import ServerProcess, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 MLFLOW_BIN = REPO / "tools" / "venvs" / "mlflow" / "bin"
 API = "/api/2.0/mlflow-artifacts/artifacts"
-ACCESS_KEY, SECRET_KEY, BUCKET = "benchkey", "benchsecret", "bench"
 
 # One operation, timed inside the child around the library call only.
 WORKER = r"""
@@ -306,37 +306,11 @@ def s3_cases(
     servers: list[Server],
     stop: list[Callable[[], None]],
 ) -> list[Case]:
-    from s3_seaweedfs import ACCESS_KEY, SECRET_KEY, start_seaweedfs
-
     big, tree = (Path(p) for p in make_inputs(str(base / "s3"), args.s3_size_mib, args.files))
-    weed, endpoint, sockets = start_seaweedfs(base / "seaweedfs")
-
-    def stop_weed() -> None:
-        weed.stop()
-        if weed.popen is not None and weed.popen.returncode == -signal.SIGKILL:
-            print("(SeaweedFS did not stop within 10 s of SIGTERM and was killed)")
-        for sock in sockets:
-            sock.unlink(missing_ok=True)  # SeaweedFS's fixed-name gRPC sockets, ours only
-
-    stop.append(stop_weed)
-    env = {
-        **{k: v for k, v in env.items() if not k.startswith(("AWS_", "MLFLOW_S3_", "MLARTIFACTS_"))},
-        "MLFLOW_S3_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(base / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(base / "no-aws-credentials"),
-    }
-    import boto3
-
-    admin = boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
-    )  # fmt: skip
-    wait_for(lambda: admin.list_buckets() is not None, 60, proc=weed, what="SeaweedFS")
-    admin.create_bucket(Bucket=BUCKET)
+    weed = contextlib.ExitStack()
+    endpoint, admin = weed.enter_context(running_seaweedfs(base / "seaweedfs"))
+    stop.append(weed.close)
+    env = s3_child_env(env, endpoint, base)
     for prefix in ("ours", "mlflow"):  # what the downloads fetch, stored once per server
         admin.upload_file(str(big), BUCKET, f"{prefix}/stored/big.bin")
         for path in tree.rglob("*.bin"):

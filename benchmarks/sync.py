@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator
 
 from mlartifacts import ArtifactStore, Settings, default_registry
 from mlartifacts._trees import LocalTree
-from mlartifacts.testing.servers import start_artifacts_server, wait_for
+from mlartifacts.testing.servers import start_artifacts_server
 
 # No metadata probes, whatever the SDK: everything here talks to 127.0.0.1.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -142,28 +142,11 @@ def run_case(name: str, uri: str, tree: Path, work: Path, repeat: int, s3_client
 
 def seaweedfs(base: Path) -> Iterator[str]:
     sys.path.insert(0, str(Path(__file__).parent))
-    from s3_seaweedfs import ACCESS_KEY, BUCKET, SECRET_KEY, start_seaweedfs
+    from s3_seaweedfs import BUCKET, running_seaweedfs, s3_child_env
 
-    server, endpoint, sockets = start_seaweedfs(base)
-    try:
-        os.environ.update(
-            MLFLOW_S3_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID=ACCESS_KEY,
-            AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_CONFIG_FILE=str(base / "no-aws-config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(base / "no-aws-credentials"),
-        )
-        import boto3
-
-        admin = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        wait_for(lambda: admin.list_buckets() is not None, 60, proc=server, what="SeaweedFS")
-        admin.create_bucket(Bucket=BUCKET)
+    with running_seaweedfs(base) as (endpoint, _):
+        os.environ.update(s3_child_env({}, endpoint, base))
         yield f"s3://{BUCKET}/sync/{uuid.uuid4().hex}"
-    finally:
-        server.stop()
-        for sock in sockets:
-            sock.unlink(missing_ok=True)
 
 
 def main() -> None:
