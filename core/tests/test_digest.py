@@ -203,3 +203,32 @@ def test_a_plugin_writing_out_of_order_is_verified_by_a_full_read(tmp_path: Path
         store.write_bytes("big.bin", data)
         out = store.download_file("big.bin", str(tmp_path / "big.bin"))
         assert Path(out).read_bytes() == data  # no false alarm: the whole file was read again
+
+
+def test_a_large_ranged_download_is_hashed_behind_its_ranges(
+    backend: MemoryBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel ranges: the hash follows the contiguous prefix written, and still catches a flipped byte."""
+    from mlartifacts.transfer import _digest
+
+    reached: list[int] = []
+    reach = _digest.Trailing.reach
+
+    def recording(self: _digest.Trailing, offset: int) -> None:
+        reached.append(offset)
+        reach(self, offset)
+
+    monkeypatch.setattr(_digest.Trailing, "reach", recording)
+    registry = PluginRegistry(autoload=False)
+    registry.register(backend, "memory")
+    settings = FAST.replace(ranged_download_threshold=1 << 20, ranged_download_chunksize=1 << 20)
+    data = random_bytes(BIG)
+    with ArtifactStore("memory://b/root", registry=registry, settings=settings) as store:
+        store.write_bytes("big.bin", data)
+        out = store.download_file("big.bin", str(tmp_path / "big.bin"))
+        assert Path(out).read_bytes() == data
+        assert max(reached) == BIG and len(set(reached)) > 2  # followed range by range
+        backend.corrupt_stored("b", "root/big.bin", offset=BIG // 2)
+        with pytest.raises(IntegrityError, match="SHA-256"):
+            store.download_file("big.bin", str(tmp_path / "again.bin"))
+        assert not (tmp_path / "again.bin").exists()

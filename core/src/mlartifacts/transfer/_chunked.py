@@ -504,16 +504,39 @@ def download_ranges(
     progress: Progress,
     done: set[int] | None = None,
     on_range: Callable[[int], None] | None = None,
+    trailing: _digest.Trailing | None = None,
 ) -> None:
     """Fetch an object as parallel byte ranges, each written at its offset of ``local_file``.
 
     Ranges are ``ranged_download_chunksize`` long and numbered from 0; those in
     ``done`` are already in the file (a resumed download) and are not fetched;
-    ``on_range`` is told each range written.
+    ``on_range`` is told each range written; ``trailing`` hashes the file behind the
+    contiguous prefix written so far, so that only the tail is left to hash at the end.
     """
     chunk = settings.ranged_download_chunksize
     ranges = [(offset, min(chunk, size - offset)) for offset in range(0, size, chunk)]
     skipped = done or set()
+    written = set(skipped)
+    prefix = [0]  # ranges complete from the start, all of them written
+    prefix_lock = threading.Lock()
+
+    def advance(index: int | None) -> None:
+        if trailing is None:
+            return
+        with prefix_lock:
+            if index is not None:
+                written.add(index)
+            while prefix[0] in written:
+                prefix[0] += 1
+            reached = min(prefix[0] * chunk, size)
+        trailing.reach(reached)
+
+    def completed(index: int) -> None:
+        if on_range is not None:
+            on_range(index)
+        advance(index)
+
+    advance(None)  # the ranges a resumed download kept on disk count from the start
     if skipped:
         progress.update(sum(length for offset, length in ranges if offset // chunk in skipped))
     where = backend.where(path)
@@ -541,7 +564,6 @@ def download_ranges(
                     )
 
             retry(attempt, ctx, settings, what=f"range {offset} of {where}", before_retry=counter.rewind)
-            if on_range is not None:
-                on_range(offset // chunk)
+            completed(offset // chunk)
 
         map_chunks(pool, fetch, [r for r in ranges if r[0] // chunk not in skipped], ctx)

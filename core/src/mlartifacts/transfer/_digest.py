@@ -244,6 +244,14 @@ class Trailing:
             if self._reported - self._offset >= _BLOCK:
                 self._cond.notify()
 
+    def reach(self, offset: int) -> None:
+        """The file is complete up to ``offset`` (parallel ranges: the contiguous prefix written)."""
+        with self._cond:
+            if offset > self._reported:
+                self._reported = offset
+                if self._reported - self._offset >= _BLOCK:
+                    self._cond.notify()
+
     def _run(self) -> None:
         try:
             with open(self._file, "rb", buffering=0) as f:
@@ -253,6 +261,8 @@ class Trailing:
                         while not self._done and self._reported - self._offset < _BLOCK:
                             self._cond.wait(0.05)
                         done = self._done
+                        if self._failed:
+                            return  # abandoned: the rest may be a hole (parallel ranges), never hashed
                     self._hash_available(fd, None if done else _BLOCK)
                     if done:
                         return
@@ -279,8 +289,12 @@ class Trailing:
         return None if self._failed else self._digest.hexdigest()
 
     def abandon(self) -> None:
-        """Stop following the file (the download failed)."""
-        self.finish()
+        """Stop following the file (the download failed), without hashing what is left of it."""
+        with self._cond:
+            self._failed = True
+            self._done = True
+            self._cond.notify()
+        self._thread.join()
 
 
 def reporting(progress: Callable[[int], None], trailing: Trailing | None) -> Callable[[int], None]:

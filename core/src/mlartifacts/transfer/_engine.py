@@ -259,10 +259,25 @@ class TransferEngine:
                 checked = info
 
                 def ranged() -> None:
-                    _chunked.download_ranges(
-                        backend, path, tmp, size, self._chunks(), settings, ctx, progress
-                    )
-                    check_received(tmp, checked, None, where, backend.name, settings.digests)
+                    # Hashed behind the ranges as they complete, on another thread (see Trailing).
+                    trailing = _digest.Trailing(tmp) if settings.digests and checked.digest else None
+                    try:
+                        _chunked.download_ranges(
+                            backend,
+                            path,
+                            tmp,
+                            size,
+                            self._chunks(),
+                            settings,
+                            ctx,
+                            progress,
+                            trailing=trailing,
+                        )
+                    except BaseException:
+                        if trailing is not None:
+                            trailing.abandon()
+                        raise
+                    check_received(tmp, checked, None, where, backend.name, settings.digests, trailing)
 
                 retry(ranged, ctx, settings, what=ctx.what, abandoned=lambda: _remove(tmp))
             else:

@@ -33,6 +33,7 @@ from ..errors import (
     NotFound,
     OperationTimeout,
 )
+from ._digest import Trailing
 from ._journal import Journal, open_journal
 from ._local import DEFAULT_MODE, check_received
 from ._progress import Progress, Tally
@@ -313,12 +314,16 @@ def download_resumable(
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.close(fd)
         tally = Tally(progress)
+        # Hashed behind the ranges as they complete, on another thread (see Trailing).
+        trailing = Trailing(partial) if settings.digests and info.digest else None
         try:
             download_ranges(
-                backend, path, partial, size, pool, settings, ctx, tally, done, journal.range_done
+                backend, path, partial, size, pool, settings, ctx, tally, done, journal.range_done, trailing
             )
-            check_received(partial, info, None, where, backend.name, settings.digests)
+            check_received(partial, info, None, where, backend.name, settings.digests, trailing)
         except BaseException as exc:
+            if trailing is not None:
+                trailing.abandon()
             tally.take_back()  # counted again (from what is on disk) by the next attempt
             if not _resumable(exc):
                 # Bytes that do not verify, or a download that cannot succeed as it is
