@@ -205,6 +205,45 @@ def test_small_file_trees_go_in_batches_into_s3(
     assert not any(line.startswith("PUT ") for line in logged)
 
 
+def test_batch_members_into_s3_are_checked_before_any_is_written(
+    service: Service, seaweedfs: SeaweedFS
+) -> None:
+    """Small members go to S3 in groups (obstore batches): each is checked against its SHA-256 first."""
+    import hashlib
+    import io
+
+    from mlartifacts._tar import write_members
+
+    run = uuid.uuid4().hex
+    good = {f"f{i}.bin": random_bytes(2000 + i, seed=i) for i in range(5)}
+
+    def tar(members: dict[str, bytes], digests: dict[str, str]) -> bytes:
+        return b"".join(
+            write_members(
+                (name, len(data), io.BytesIO(data), digests[name]) for name, data in members.items()
+            )
+        )
+
+    right = {name: hashlib.sha256(data).hexdigest() for name, data in good.items()}
+    url = f"{service.url}{API}/batch/upload/9/{run}"
+    wrong = {**right, "f3.bin": hashlib.sha256(b"something else").hexdigest()}
+    refused = requests.post(
+        url, data=tar(good, wrong), headers={"Content-Type": "application/x-tar"}, timeout=60
+    )
+    assert refused.status_code == 400 and "f3.bin" in refused.json()["message"]
+    listed = seaweedfs.client().list_objects_v2(Bucket=service.bucket, Prefix=f"{service.prefix}/9/{run}/")
+    assert listed.get("KeyCount", 0) == 0  # the whole group was refused before any of it was written
+    accepted = requests.post(
+        url, data=tar(good, right), headers={"Content-Type": "application/x-tar"}, timeout=60
+    )
+    assert accepted.status_code == 200 and accepted.json() == {
+        "files": 5,
+        "bytes": sum(map(len, good.values())),
+    }
+    for name, data in good.items():
+        assert stored(seaweedfs, service, f"9/{run}/{name}")[0] == data
+
+
 def test_presigned_get_is_served_by_storage(service: Service, seaweedfs: SeaweedFS) -> None:
     run = uuid.uuid4().hex
     data = random_bytes(3 * MiB + 7)
