@@ -166,6 +166,21 @@ def test_part_size_grows_to_fit_max_parts(tmp_path: Path) -> None:
     assert backend.objects("b")["root/f"] == data
 
 
+def test_a_failed_download_to_the_default_directory_leaves_no_directory(
+    store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without dst_path the store makes a temporary directory; a failure removes it again."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(NotFound):
+        store.download_artifacts("missing/model.bin")
+    assert list(tmp_path.iterdir()) == []
+    store.write_bytes("there.bin", b"x")
+    local = Path(store.download_artifacts("there.bin"))
+    assert local.read_bytes() == b"x" and local.parent.parent == tmp_path
+
+
 def test_small_files_skip_multipart(store: ArtifactStore, backend: MemoryBackend, tmp_path: Path) -> None:
     (tmp_path / "small").write_bytes(b"x" * (8 * KiB))  # below the 16 KiB threshold
     store.upload_file(str(tmp_path / "small"), "small")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import tempfile
 from typing import TYPE_CHECKING, Iterable, Iterator
 from urllib.parse import urlsplit
@@ -124,7 +125,16 @@ class ArtifactStore:
         place only once complete and verified.
         """
         path = _paths.normalize(artifact_path)
-        dst = os.path.abspath(dst_path) if dst_path is not None else tempfile.mkdtemp(prefix="mlartifacts-")
+        if dst_path is not None:
+            return self._download_into(path, os.path.abspath(dst_path))
+        dst = tempfile.mkdtemp(prefix="mlartifacts-")
+        try:
+            return self._download_into(path, dst)
+        except BaseException:
+            shutil.rmtree(dst, ignore_errors=True)  # ours, and nobody was told its name
+            raise
+
+    def _download_into(self, path: str, dst: str) -> str:
         info = self.stat(path)
         if info.is_dir:
             local = _paths.local_join(dst, path)

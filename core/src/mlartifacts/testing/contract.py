@@ -25,6 +25,7 @@ import concurrent.futures
 import hashlib
 import os
 import posixpath
+import shutil
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -133,7 +134,7 @@ class RoundTripTests(ContractFixtures):
             assert Path(local).read_bytes() == b"model"
             assert local.endswith(os.path.join("a", "m.txt"))
         finally:
-            os.unlink(local)
+            shutil.rmtree(Path(local).parents[1])  # the temporary directory made for it
 
     def test_download_replaces_existing_local_file(self, store: ArtifactStore, tmp_path: Path) -> None:
         store.write_bytes("f.bin", b"new")
