@@ -7,6 +7,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export UV_PROJECT_ENVIRONMENT="$ROOT/.venv"
+# uv's download cache stays in the repository too (git-ignored), unless the caller chose one.
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$ROOT/tools/uv-cache}"
 # Set by `python -m uv`; it would make nested `uv pip` calls ignore VIRTUAL_ENV and
 # install into that interpreter instead of the environment they are given.
 unset UV_INTERNAL__PARENT_INTERPRETER
@@ -35,7 +37,7 @@ _bootstrap_uv() {
     echo "scripts: installing uv into tools/uv" >&2
     rm -rf "$venv"
     "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check uv
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir uv
 }
 
 if command -v uv >/dev/null 2>&1; then

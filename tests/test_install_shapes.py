@@ -85,7 +85,7 @@ SHAPES: dict[str, tuple[set[str], tuple[str, ...]]] = {
 }
 
 PROBE = """
-import json, sys, tempfile, os
+import json, sys, tempfile, os, shutil
 import mlartifacts
 at_import = sorted({m.split('.')[0] for m in sys.modules} & set(SDKS))
 from mlartifacts import ArtifactStore
@@ -95,6 +95,7 @@ with ArtifactStore(os.path.join(d, 'store')) as store:
     out = store.download_artifacts('model', os.path.join(d, 'dl'))
     ok = open(os.path.join(out, 'weights.bin'), 'rb').read() == b'w' * 1000
 after_use = sorted({m.split('.')[0] for m in sys.modules} & set(SDKS))
+shutil.rmtree(d)
 print(json.dumps({"at_import": at_import, "after_use": after_use, "ok": ok, "plugin": store.plugin}))
 """
 

@@ -9,15 +9,17 @@ import sys
 from .conftest import SDK_MODULES, run
 
 PROBE = """
-import json, sys, tempfile
+import json, shutil, sys, tempfile
 SDKS = set({sdks!r})
 loaded = lambda: sorted({{m.split('.')[0] for m in sys.modules}} & SDKS)
 import mlartifacts
 report = {{"import": loaded()}}
 from mlartifacts import ArtifactStore, default_registry
-with ArtifactStore(tempfile.mkdtemp()) as store:
+d = tempfile.mkdtemp()
+with ArtifactStore(d) as store:
     store.write_bytes("a.txt", b"a")
     store.list_artifacts()
+shutil.rmtree(d)
 report["local_use"] = loaded()
 default_registry().records()  # every plugin module imported
 report["plugins_loaded"] = loaded()

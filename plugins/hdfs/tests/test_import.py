@@ -7,12 +7,14 @@ import subprocess
 import sys
 
 PROBE = """
-import json, sys, tempfile
+import json, shutil, sys, tempfile
 import mlartifacts, mlartifacts_hdfs
 from mlartifacts import ArtifactStore, default_registry
 default_registry().records()
-with ArtifactStore(tempfile.mkdtemp()) as store:
+d = tempfile.mkdtemp()
+with ArtifactStore(d) as store:
     store.write_bytes("a.txt", b"a")
+shutil.rmtree(d)
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "pyarrow")))
 """
 

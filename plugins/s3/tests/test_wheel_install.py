@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
 
 PROBE = """
-import json, os, sys, tempfile
+import json, os, shutil, sys, tempfile
 import mlartifacts
 from mlartifacts import ArtifactStore
 d = tempfile.mkdtemp()
@@ -36,6 +36,7 @@ with ArtifactStore(sys.argv[1]) as store:
     back = store.download_artifacts("model/model.bin", os.path.join(d, "out"))
     ok = open(back, "rb").read() == b"weights" * 1000
     store.delete_artifacts()
+shutil.rmtree(d)
 print(json.dumps({"listed": listed, "ok": ok, "plugin": store.plugin, "core": mlartifacts.__file__}))
 """
 
