@@ -6,8 +6,8 @@ Starts OpenSSH's sshd and vsftpd on 127.0.0.1 (both from Debian: scripts/install
 installs them; needs root), then times uploading and downloading a large file and a
 tree of 10 KiB files with mlartifacts and with MLflow. MLflow's SFTP store needs
 pysftp, which no longer imports with paramiko >= 4, so MLflow runs in a throw-away
-virtual environment built here with uv (mlflow-skinny, pysftp, paramiko<4; cached
-under ~/.cache/mlartifacts-bench). Both sides log in with the same RSA key and read
+virtual environment built here with uv (mlflow-skinny, pysftp, paramiko<4; kept
+in tools/venvs/mlflow-sftp-ftp, git-ignored). Both sides log in with the same RSA key and read
 the same ~/.ssh (a temporary HOME): pysftp can load neither Ed25519 keys nor
 ``[host]:port`` known_hosts entries.
 
@@ -38,7 +38,7 @@ from _common import child_env, make_inputs, measure
 from mlartifacts.testing.servers import ServerProcess, find_executable, free_port, tcp_open, wait_for
 
 MLFLOW_REQUIREMENTS = ["mlflow-skinny", "pysftp", "paramiko<4"]
-MLFLOW_VENV = Path.home() / ".cache" / "mlartifacts-bench" / "mlflow-sftp-ftp"
+MLFLOW_VENV = Path(__file__).resolve().parents[1] / "tools" / "venvs" / "mlflow-sftp-ftp"
 
 WORKER = r"""
 import os, sys
