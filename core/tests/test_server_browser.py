@@ -110,7 +110,16 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         f"--user-data-dir={profile}",
     ):  # fmt: skip
         options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=Service(executable_path=DRIVER))
+    # chromium writes crash reports and dconf settings under HOME whatever --user-data-dir says:
+    # give it (through chromedriver, which it inherits from) a HOME inside the test's temp dir.
+    home = tmp_path_factory.mktemp("chromium-home")
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+    }
+    browser = webdriver.Chrome(options=options, service=Service(executable_path=DRIVER, env=env))
     browser.set_page_load_timeout(30)
     try:
         yield browser
