@@ -7,7 +7,7 @@ import binascii
 import email.utils
 import mimetypes
 import posixpath
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -20,6 +20,7 @@ from ..store import ArtifactStore
 from ..transfer._digest import DigestFieldError, http_field, parse_http_field
 from ._errors import ApiError
 from ._listings import Listings
+from ._local_disk import hold_replaced, is_local, release, verify_beside
 from ._paths import request_path
 from ._streams import (
     SMALL_BODY,
@@ -245,6 +246,19 @@ class ArtifactsApi:
         length = request.headers.get("content-length")
         expected = int(length) if length and length.isdigit() else None
         self.listings.forget(path)
+        local = is_local(self.store)
+
+        def write(chunks: Iterable[bytes], streamed: bool) -> None:
+            held = hold_replaced(self.store, path) if local else None
+            try:
+                if local and streamed and digest is not None:
+                    # The toolkit hashes what it writes; the client's digest is checked beside it.
+                    self.store.write(path, verify_beside(chunks, digest, path), expected, None, None)
+                else:
+                    self.store.write(path, chunks, expected, None, digest)
+            finally:
+                release(held)  # the replaced file's blocks are freed after the answer, not before
+
         try:
             if expected is not None and expected <= SMALL_BODY:
                 # Small: read here, then written in one worker-thread call, not one per batch.
@@ -253,10 +267,10 @@ class ArtifactsApi:
                     raise IncompleteBody(
                         f"the request body has {len(data)} bytes, its Content-Length {expected}"
                     )
-                await anyio.to_thread.run_sync(self.store.write, path, (data,), expected, None, digest)
+                await anyio.to_thread.run_sync(write, (data,), False)
             else:
                 body = RequestBody(request, expected)
-                await body.run(self.store.write, path, body, expected, None, digest)
+                await body.run(write, body, True)
         except IntegrityError as exc:
             if digest is None:
                 raise  # the storage's own check failed, not the client's
