@@ -196,3 +196,22 @@ def test_a_forged_page_token_still_pages_correctly(service: Service) -> None:
         timeout=30,
     ).json()
     assert [e["path"] for e in body["files"]] == ["b", "c"]
+
+
+def test_listings_are_bounded_expire_and_forget() -> None:
+    from mlartifacts import FileInfo
+    from mlartifacts.server._listings import Listings
+
+    kept = Listings(max_files=3)
+    kept.remember([FileInfo(f"d/f{i}", False, i) for i in range(5)] + [FileInfo("d", True)])
+    assert [kept.file(f"d/f{i}") is not None for i in range(5)] == [False, False, True, True, True]
+    assert kept.file("d") is None  # directories are not kept
+    kept.forget("d", tree=True)
+    assert all(kept.file(f"d/f{i}") is None for i in range(5))
+    expired = Listings(ttl=0.0)
+    expired.remember([FileInfo("a", False, 1)])
+    assert expired.file("a") is None
+    walks = Listings()
+    walks.keep_walk(("p", "x"), [FileInfo("p/y", False, 1)], 0)
+    assert walks.take_walk(("p", "x")) is not None
+    assert walks.take_walk(("p", "x")) is None  # taken once; the next page keeps it again

@@ -30,11 +30,12 @@ __all__ = ["Listings"]
 
 #: Seconds a listed file's size, or a walk, is used after it was listed.
 TTL = 60.0
-#: Most files whose size is kept (about 200 bytes each).
-MAX_FILES = 200_000
-#: Most walks kept for the pages after the first, and most entries in all of them.
-MAX_WALKS = 16
-MAX_WALK_ENTRIES = 1_000_000
+#: Most files whose size is kept (a few hundred bytes each).
+MAX_FILES = 100_000
+#: Most walks kept for the pages after the first, and most entries in all of them (the
+#: latest walk is kept whatever its size: its request held it whole anyway).
+MAX_WALKS = 8
+MAX_WALK_ENTRIES = 300_000
 
 
 class Listings:
