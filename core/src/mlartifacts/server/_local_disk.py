@@ -39,7 +39,7 @@ def _local_root(store: ArtifactStore) -> PathRoot | None:
     """The destination's root if it is a directory of this machine (a plain path or ``file:``)."""
     root = getattr(store.backend, "root", None)
     uri = store.backend.uri
-    if not isinstance(root, PathRoot) or not (uri.startswith("file:") or "://" not in uri):
+    if not isinstance(root, PathRoot) or not (uri[:5].lower() == "file:" or "://" not in uri):
         return None
     return root
 
