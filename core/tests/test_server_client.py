@@ -122,9 +122,9 @@ def test_recursive_listing_pages_through_the_service(
     server: RunningServer, client_env: pytest.MonkeyPatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A tree larger than one page of the recursive listing is listed and downloaded whole."""
-    from mlartifacts.client import _plugin
+    from mlartifacts.client import _base
 
-    monkeypatch.setattr(_plugin, "_PAGE", 3)
+    monkeypatch.setattr(_base, "_PAGE", 3)
     files = {f"d{i % 3}/f{i}.txt": f"file {i}".encode() for i in range(11)}
     write_tree(tmp_path / "src", files)
     with ArtifactStore(f"{server.artifacts}/pages/{uuid.uuid4().hex}") as store:

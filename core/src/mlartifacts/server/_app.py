@@ -27,6 +27,7 @@ from ._batch import BatchApi
 from ._browser import BrowserPage, archive_stream
 from ._config import ServerConfig
 from ._errors import ApiError, error_response, handle_api_error, handle_artifact_error, handle_internal_error
+from ._listings import Listings
 from ._metrics import Metrics
 from ._multipart import MultipartApi
 from ._preview import preview
@@ -90,9 +91,10 @@ def create_app(
     """The artifacts service for ``config.artifacts_destination``, as an ASGI app."""
     config = config or ServerConfig()
     store = ArtifactStore(config.artifacts_destination, registry=registry, settings=settings)
-    artifacts = ArtifactsApi(store)
-    multipart = MultipartApi(store, config.default_artifact_root)
-    batch = BatchApi(store)
+    listings = Listings()  # shared: what one route writes, the others forget
+    artifacts = ArtifactsApi(store, listings)
+    multipart = MultipartApi(store, config.default_artifact_root, listings)
+    batch = BatchApi(store, listings)
 
     async def archive(request: Request) -> Response:
         return await archive_stream(store, request)

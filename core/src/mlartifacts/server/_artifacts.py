@@ -7,7 +7,7 @@ import binascii
 import email.utils
 import mimetypes
 import posixpath
-from typing import Any
+from typing import Any, Iterable, Sequence
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -19,6 +19,8 @@ from ..errors import IntegrityError
 from ..store import ArtifactStore
 from ..transfer._digest import DigestFieldError, http_field, parse_http_field
 from ._errors import ApiError
+from ._listings import Listings
+from ._local_disk import hold_replaced, is_local, release, verify_beside
 from ._paths import request_path
 from ._streams import (
     SMALL_BODY,
@@ -102,8 +104,9 @@ def _positive_int(request: Request, name: str) -> int | None:
 class ArtifactsApi:
     """The artifact routes, over one store (the ``--artifacts-destination``)."""
 
-    def __init__(self, store: ArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore, listings: Listings | None = None) -> None:
         self.store = store
+        self.listings = listings or Listings()
 
     async def list(self, request: Request) -> Response:
         """Direct children as ``{"files": [{"path": <basename>, "is_dir", "file_size"}]}``; ``{}`` if none.
@@ -124,21 +127,30 @@ class ArtifactsApi:
             else None
         )
 
-        def collect() -> list[FileInfo]:
-            if recursive:
-                return sorted(self.store.iter_files(path), key=lambda i: i.path)
-            return self.store.list_artifacts(path)
+        def collect() -> tuple[Sequence[FileInfo], int]:
+            if not recursive:
+                return self.store.list_artifacts(path), 0
+            if after is not None:
+                kept = self.listings.take_walk((path, after))  # page N of a walk made for page 1
+                if kept is not None:
+                    return kept
+            return sorted(self.store.iter_files(path), key=lambda i: i.path), 0
 
-        entries = await anyio.to_thread.run_sync(collect)
+        entries, start = await anyio.to_thread.run_sync(collect)
         offset = len(path) + 1 if path else 0
         files: list[dict[str, Any]] = []
+        served: list[FileInfo] = []
         next_token = None
-        for info in entries:
+        for index in range(start, len(entries)):
+            info = entries[index]
             rel = info.path[offset:] if recursive else posixpath.basename(info.path)
             if after is not None and rel <= after:
                 continue
             if limit is not None and len(files) == limit:
-                next_token = _encode_token(files[-1]["path"])
+                last = files[-1]["path"]
+                next_token = _encode_token(last)
+                if recursive:
+                    self.listings.keep_walk((path, last), entries, index)
                 break
             row: dict[str, Any] = {"path": rel, "is_dir": info.is_dir}
             if not info.is_dir:
@@ -151,6 +163,9 @@ class ArtifactsApi:
                 elif info.checksum is not None:
                     row["digest"] = f"{info.checksum.algorithm}:{info.checksum.value}"
             files.append(row)
+            served.append(info)
+        # A client lists, then fetches: the sizes let a batch download skip a stat per file.
+        self.listings.remember(served)
         body: dict[str, Any] = {"files": files} if files else {}
         if next_token:
             body["next_page_token"] = next_token
@@ -230,6 +245,20 @@ class ArtifactsApi:
         digest = announced_digest(request)
         length = request.headers.get("content-length")
         expected = int(length) if length and length.isdigit() else None
+        self.listings.forget(path)
+        local = is_local(self.store)
+
+        def write(chunks: Iterable[bytes], streamed: bool) -> None:
+            held = hold_replaced(self.store, path) if local else None
+            try:
+                if local and streamed and digest is not None:
+                    # The toolkit hashes what it writes; the client's digest is checked beside it.
+                    self.store.write(path, verify_beside(chunks, digest, path), expected, None, None)
+                else:
+                    self.store.write(path, chunks, expected, None, digest)
+            finally:
+                release(held)  # the replaced file's blocks are freed after the answer, not before
+
         try:
             if expected is not None and expected <= SMALL_BODY:
                 # Small: read here, then written in one worker-thread call, not one per batch.
@@ -238,10 +267,10 @@ class ArtifactsApi:
                     raise IncompleteBody(
                         f"the request body has {len(data)} bytes, its Content-Length {expected}"
                     )
-                await anyio.to_thread.run_sync(self.store.write, path, (data,), expected, None, digest)
+                await anyio.to_thread.run_sync(write, (data,), False)
             else:
                 body = RequestBody(request, expected)
-                await body.run(self.store.write, path, body, expected, None, digest)
+                await body.run(write, body, True)
         except IntegrityError as exc:
             if digest is None:
                 raise  # the storage's own check failed, not the client's
@@ -253,10 +282,15 @@ class ArtifactsApi:
             return Response(status_code=400)
         except IncompleteBody as exc:
             raise ApiError("INVALID_PARAMETER_VALUE", str(exc)) from exc
+        finally:
+            self.listings.forget(path)  # whatever happened, a listing before it is out of date
         return JSONResponse({})
 
     async def delete(self, request: Request) -> Response:
         """Delete a file or tree; ``{}`` also when nothing was there, as MLflow answers."""
         path = request_path(request.path_params["path"], allow_empty=False)
-        await anyio.to_thread.run_sync(self.store.delete_artifacts, path)
+        try:
+            await anyio.to_thread.run_sync(self.store.delete_artifacts, path)
+        finally:
+            self.listings.forget(path, tree=True)
         return JSONResponse({})

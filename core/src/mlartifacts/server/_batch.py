@@ -10,6 +10,7 @@ are skipped, links refused); it answers
 
 from __future__ import annotations
 
+import io
 import tarfile
 from typing import IO, Any, Iterator
 
@@ -24,6 +25,7 @@ from ..store import ArtifactStore
 from ..transfer._digest import sha256_hex, valid_hex
 from ._errors import ApiError
 from ._json import read_json
+from ._listings import Listings
 from ._paths import member_path, request_path
 from ._streams import IncompleteBody, RequestBody, refuse_transfer_codings
 
@@ -38,14 +40,17 @@ _FORM_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "mul
 # handed over in groups of at most this many files and bytes, held in memory meanwhile.
 _GROUP_FILES = 100
 _GROUP_BYTES = 32 * 1024 * 1024
-_GROUP_MEMBER = 1024 * 1024  # larger members are streamed, one write each
+_GROUP_MEMBER = 1024 * 1024  # larger members are streamed, one write (or read) each
+#: A member read through a group: (name, path, bytes, their SHA-256 or None if not as listed).
+_Member = tuple[str, str, bytes, "str | None"]
 
 
 class BatchApi:
     """The batch routes, over one store (the ``--artifacts-destination``)."""
 
-    def __init__(self, store: ArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore, listings: Listings | None = None) -> None:
         self.store = store
+        self.listings = listings or Listings()
 
     async def upload(self, request: Request) -> Response:
         """Write every member of the tar body below the route's directory."""
@@ -94,27 +99,75 @@ class BatchApi:
             return Response(status_code=400)  # the member being written was abandoned
         except (BatchFormatError, tarfile.TarError, IncompleteBody) as exc:
             raise ApiError("INVALID_PARAMETER_VALUE", f"batch upload to '{directory}': {exc}") from exc
+        finally:
+            self.listings.forget(directory, tree=True)  # some members may be written, whatever happened
         return JSONResponse({"files": count, "bytes": total})
 
     async def download(self, request: Request) -> Response:
-        """A tar of the files the JSON body names (``{"paths": [...]}``, relative to the directory)."""
+        """A tar of the files the JSON body names (``{"paths": [...]}``, relative to the directory).
+
+        Where the destination moves batches (S3: many GETs in flight), the members
+        listed a moment ago as small are read through it in groups, each member's
+        SHA-256 taken from the bytes read; the others are stat'ed (a missing one is a
+        404 before any byte) and streamed one by one, with the digest the
+        destination recorded.
+        """
         directory = request_path(request.path_params["path"])
         names = _names(await read_json(request))
         targets = [member_path(name, directory) for name in names]
+        grouped: list[tuple[str, str, FileInfo]] = []
+        single: list[tuple[str, str]] = []
+        for name, path in zip(names, targets, strict=True):
+            listed = self.listings.file(path) if self.store.capabilities.batch else None
+            if listed is not None and (listed.file_size or 0) <= _GROUP_MEMBER:
+                grouped.append((name, path, listed))
+            else:
+                single.append((name, path))
+        groups = _split(grouped)
 
-        def stat_all() -> list[FileInfo]:
-            return [self.store.stat(path) for path in targets]
+        def prepare() -> tuple[list[FileInfo], list[_Member]]:
+            # A missing member of the first group (often the whole batch) is a 404 before any byte.
+            infos = [self.store.stat(path) for _, path in single]
+            return infos, self._read_group(groups[0]) if groups else []
 
-        infos = await anyio.to_thread.run_sync(stat_all)  # a missing file is a 404 before any byte
-        for path, info in zip(targets, infos, strict=True):
+        infos, first = await anyio.to_thread.run_sync(prepare)
+        for (_, path), info in zip(single, infos, strict=True):
             if info.is_dir:
                 raise ApiError("INVALID_PARAMETER_VALUE", f"'{path}' is a directory, not a file")
 
         def members() -> Iterator[tuple[str, int, IO[bytes], str | None]]:
-            for name, path, info in zip(names, targets, infos, strict=True):
+            late: list[tuple[str, str]] = []
+            for index in range(len(groups)):
+                read = first if index == 0 else self._read_group(groups[index])
+                for name, path, data, digest in read:
+                    if digest is None:  # not what was listed: sent with the stored digest below
+                        late.append((name, path))
+                    else:
+                        yield name, len(data), io.BytesIO(data), digest
+            for (name, path), info in zip(single, infos, strict=True):
+                yield name, info.file_size or 0, reader(self.store.read(path)), info.digest
+            for name, path in late:
+                info = self.store.stat(path)
                 yield name, info.file_size or 0, reader(self.store.read(path)), info.digest
 
         return StreamingResponse(write_members(members()), media_type=_TAR)
+
+    def _read_group(self, group: list[tuple[str, str, FileInfo]]) -> list[_Member]:
+        """Read a group through the destination's batch; a member's digest is that of its bytes.
+
+        The digest is None where the listing knew the stored one and the bytes do not
+        match it (or their size is not the listed one): the file changed since, and
+        is sent again with what the destination records for it.
+        """
+        data = dict(self.store.backend.download_batch("", [path for _, path, _ in group]))
+        read: list[_Member] = []
+        for name, path, listed in group:
+            blob = data[path]
+            digest: str | None = sha256_hex(blob)
+            if len(blob) != listed.file_size or (listed.digest is not None and listed.digest != digest):
+                digest = None
+            read.append((name, path, blob, digest))
+        return read
 
 
 class _Group:
@@ -141,6 +194,20 @@ class _Group:
         if self._files:
             files, self._files, self._held = self._files, [], 0
             self._store.backend.upload_batch("", files)
+
+
+def _split(members: list[tuple[str, str, FileInfo]]) -> list[list[tuple[str, str, FileInfo]]]:
+    """Members in groups of at most ``_GROUP_FILES`` files and ``_GROUP_BYTES`` bytes."""
+    groups: list[list[tuple[str, str, FileInfo]]] = []
+    held = _GROUP_BYTES
+    for member in members:
+        size = member[2].file_size or 0
+        if not groups or len(groups[-1]) >= _GROUP_FILES or held + size > _GROUP_BYTES:
+            groups.append([])
+            held = 0
+        groups[-1].append(member)
+        held += size
+    return groups
 
 
 def _blocks(data: IO[bytes]) -> Iterator[bytes]:

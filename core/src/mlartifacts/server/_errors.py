@@ -68,7 +68,9 @@ def error_response(code: str, message: str, headers: dict[str, str] | None = Non
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.code, exc.message)
+    # A refusal may quote a storage error (a body that does not match its digest names
+    # the file where it was being written): the destination's locations are taken out.
+    return error_response(exc.code, _client_message(request, exc.message))
 
 
 def without_locations(message: str, locations: tuple[str, ...]) -> str:

@@ -28,6 +28,7 @@ from ..store import ArtifactStore
 from ..transfer._digest import valid_hex
 from ._errors import ApiError
 from ._json import read_json
+from ._listings import Listings
 from ._paths import request_path
 
 __all__ = ["MPU_UNSUPPORTED", "MultipartApi"]
@@ -95,8 +96,11 @@ def _parts(raw_parts: list[Any], max_parts: int) -> list[Part]:
 class MultipartApi:
     """Multipart upload, presigned download and capability discovery for one store."""
 
-    def __init__(self, store: ArtifactStore, default_artifact_root: str | None = None) -> None:
+    def __init__(
+        self, store: ArtifactStore, default_artifact_root: str | None = None, listings: Listings | None = None
+    ) -> None:
         self.store = store
+        self.listings = listings or Listings()
         self.default_artifact_root = default_artifact_root
         self.upload_ttl = env_int("MLARTIFACTS_PRESIGNED_UPLOAD_TTL_SECONDS", 3600, minimum=1)
         self.download_ttl = env_int("MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS", 300, minimum=1)
@@ -154,9 +158,11 @@ class MultipartApi:
         parts = _parts(_field(body, "parts", list), limits.max_parts)
         # Beyond MLflow: our client sends the SHA-256 it hashed while reading the parts.
         digest = valid_hex(body.get("digest")) if isinstance(body, dict) else None
+        self.listings.forget(target)
         await anyio.to_thread.run_sync(
             self.store.backend.complete_multipart, target, upload_id, parts, digest
         )
+        self.listings.forget(target)
         return JSONResponse({})
 
     @property
