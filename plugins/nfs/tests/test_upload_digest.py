@@ -102,7 +102,7 @@ def hashed_first(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def finished_first(local_file: str) -> Any:
         beside = original(local_file)
-        beside._thread.join()
+        beside._join()
         return beside
 
     monkeypatch.setattr(pathstore_plugin, "digest_beside", finished_first)
@@ -118,23 +118,30 @@ def rewriting_put_file(monkeypatch: pytest.MonkeyPatch, change: Callable[[Path],
     monkeypatch.setattr(LocalFS, "put_file", put_file)
 
 
+@pytest.mark.parametrize("size", [len(OLD), 100_000], ids=["hashed-on-a-thread", "small-hashed-inline"])
 def test_a_source_changed_during_the_copy_has_its_copy_hashed(
-    store: ArtifactStore, root: Path, tmp_path: Path, read_back: list[str], monkeypatch: pytest.MonkeyPatch
+    store: ArtifactStore,
+    root: Path,
+    tmp_path: Path,
+    read_back: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
 ) -> None:
-    source = settled(tmp_path / "model.bin", OLD)
+    old, new = OLD[:size], NEW[:size]
+    source = settled(tmp_path / "model.bin", old)
 
     def rewrite_keeping_size_and_time(path: Path) -> None:
         st = path.stat()
         with open(path, "r+b") as f:  # in place: same inode, same size
-            f.write(NEW)
+            f.write(new)
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # even the time put back: ctime tells
 
     hashed_first(monkeypatch)
     rewriting_put_file(monkeypatch, rewrite_keeping_size_and_time)
     store.log_artifact(str(source), "m")
     stored = root / "m" / "model.bin"
-    assert stored.read_bytes() == NEW
-    assert recorded(stored) == sha(NEW)  # not the hash of the old bytes, taken beside the copy
+    assert stored.read_bytes() == new
+    assert recorded(stored) == sha(new)  # not the hash of the old bytes, taken beside the copy
     assert len(read_back) == 1
     assert store.verify().ok
 
