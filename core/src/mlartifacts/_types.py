@@ -52,6 +52,9 @@ class FileInfo:
     #: Lowercase hex SHA-256 of the whole content, where it was recorded with the object
     #: (mlartifacts records it on upload; None when unknown). Comparable across backends.
     digest: str | None = field(default=None, compare=False)
+    #: A SHA-256 recorded for this path that no longer describes it (the file's size or time
+    #: changed since: it was changed outside mlartifacts); never used to check the bytes.
+    stale_digest: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.is_dir and self.file_size is not None:

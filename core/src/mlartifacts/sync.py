@@ -9,8 +9,11 @@ differs from it, decided in this order:
    ``FileInfo.digest`` mlartifacts records on upload, else a checksum the backend
    keeps natively (an MD5 ETag...). A local file is hashed only for this, only
    when the other side has such a digest and the sizes match (``compare="digest"``);
-3. with ``compare="mtime"``, the source being newer (by more than a second);
-4. otherwise, equal sizes mean equal files.
+3. with ``compare="digest"``, a side whose recorded digest no longer describes it (a
+   path store's file changed outside mlartifacts since its digest was recorded): its
+   content is unknown, so it is copied again;
+4. with ``compare="mtime"``, the source being newer (by more than a second);
+5. otherwise, equal sizes mean equal files.
 
 So a re-run over an unchanged tree costs two listings (and, towards or from a local
 directory, reading local files where digests are compared), never a transfer.
@@ -55,7 +58,8 @@ class SyncAction:
     op: Literal["copy", "delete"]
     #: The file's path relative to both roots.
     path: str
-    #: copy: ``new``, ``size``, ``digest``, ``checksum``, ``newer`` or ``unknown``;
+    #: copy: ``new``, ``size``, ``digest``, ``checksum``, ``changed`` (a side changed since its
+    #: digest was recorded), ``newer`` or ``unknown``;
     #: delete: ``absent`` (not in the source).
     reason: str
     size: int | None = None
@@ -148,6 +152,8 @@ def decide(
         if src_digest.lower() == dst_digest.lower():
             return None
         return "digest" if algorithm == "sha256" else "checksum"
+    if compare == "digest" and (src.stale_digest or dst.stale_digest):
+        return "changed"  # same size, but one side is no longer what its record says
     if compare == "mtime" and src.modified is not None and dst.modified is not None:
         return "newer" if src.modified > dst.modified + MTIME_WINDOW else None
     return None if sized else "unknown"

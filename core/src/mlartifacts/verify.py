@@ -5,11 +5,14 @@ path (resuming on transient errors), hashed as it streams and thrown away: nothi
 is written anywhere. A file whose listing carries no SHA-256 digest is checked by the
 backend's own checksum when it keeps one (an MD5 ETag...), else by its size only:
 it is counted as *unverifiable by digest*, which is not a failure unless
-``require_digest`` is set.
+``require_digest`` is set. A file whose recorded digest no longer describes it (a path
+store's record of another size or time: the file was changed outside mlartifacts) is
+hashed all the same: *changed* since it was recorded unless its bytes still match.
 
 Against a local directory, nothing is read from the store: its listing is compared
 with the directory's files (missing, extra, different size, different digest, the
-local file being hashed only where the store recorded one).
+local file being hashed only where the store recorded one; a stored file changed since
+its digest was recorded is *changed*).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["VerifyIssue", "VerifyReport", "verify", "verify_against"]
 
 #: Problems a report lists. ``no-digest`` is one only with ``require_digest``.
-PROBLEMS = ("missing", "extra", "size", "digest", "checksum", "no-digest", "error")
+PROBLEMS = ("missing", "extra", "size", "digest", "changed", "checksum", "no-digest", "error")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class VerifyIssue:
 
     path: str
     #: ``missing`` (only in the local tree), ``extra`` (only in the store), ``size``,
-    #: ``digest`` (SHA-256 differs), ``checksum`` (the backend's checksum differs),
+    #: ``digest`` (SHA-256 differs), ``changed`` (changed since its digest was recorded,
+    #: outside mlartifacts), ``checksum`` (the backend's checksum differs),
     #: ``no-digest`` (none recorded, with ``require_digest``), ``error`` (unreadable).
     problem: str
     detail: str
@@ -111,7 +115,7 @@ class _Tally:
 
 def _check_stored(store: ArtifactStore, tree: StoreTree, rel: str, tally: _Tally, progress: Progress) -> None:
     info = tree.files[rel]
-    digest = hasher("sha256") if info.digest else None
+    digest = hasher("sha256") if info.digest or info.stale_digest else None
     checksum = info.checksum
     native = hasher(checksum.algorithm) if checksum is not None and not info.digest else None
     received = 0
@@ -139,6 +143,12 @@ def _check_stored(store: ArtifactStore, tree: StoreTree, rel: str, tally: _Tally
             tally.issue(rel, "digest", f"sha256 of the stored bytes is {actual}, recorded {info.digest}")
         else:
             tally.passed(rel, "digest")
+    elif digest is not None and info.stale_digest:
+        actual = hexdigest(digest)
+        if actual != info.stale_digest.lower():
+            tally.issue(rel, "changed", f"{_CHANGED}: sha256 now {actual}, recorded {info.stale_digest}")
+        else:
+            tally.passed(rel, "digest")  # only its time changed: the bytes are those recorded
     elif native is not None and checksum is not None:
         actual = hexdigest(native)
         if actual != checksum.value.lower():
@@ -148,6 +158,10 @@ def _check_stored(store: ArtifactStore, tree: StoreTree, rel: str, tally: _Tally
             tally.passed(rel, "checksum")
     else:
         tally.passed(rel, "size")
+
+
+#: Why a file whose record no longer describes it is reported.
+_CHANGED = "changed in the store since its digest was recorded (its size or time differ from the record)"
 
 
 def verify(
@@ -176,6 +190,10 @@ def _compare_local(rel: str, local: LocalTree, stored: FileInfo, digest: str | N
     here = local.files[rel]
     if stored.file_size is not None and stored.file_size != here.file_size:
         tally.issue(rel, "size", f"{here.file_size} bytes locally, {stored.file_size} stored")
+        return
+    if not stored.digest and stored.stale_digest:
+        # Nothing is read from the store here: what it holds now is unknown, so not "equal".
+        tally.issue(rel, "changed", f"{_CHANGED} (recorded {stored.stale_digest})")
         return
     if stored.digest:
         if digest is None:

@@ -10,6 +10,7 @@ log shows the create and complete calls and no artifact PUT.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,19 @@ class Service:
 
     def requests_logged(self) -> list[str]:
         return logged_requests(self.process.log)
+
+    def logged_soon(self, prefix: str, within: float = 10.0) -> bool:
+        """Whether a request line starting with ``prefix`` is logged within ``within`` seconds.
+
+        The server writes a request's line once the response is sent: the client may
+        hold the answer a moment before the line is in the log (under load).
+        """
+        deadline = time.monotonic() + within
+        while not any(line.startswith(prefix) for line in self.requests_logged()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
 
 @pytest.fixture(scope="module")
@@ -220,5 +234,5 @@ def test_failed_part_leaves_no_blob(
     ):
         store.log_artifact(str(tmp_path / "model.bin"))
     client.undo()
-    assert any(line.startswith(f"POST {API}/mpu/abort/8/{run}") for line in service.requests_logged())
+    assert service.logged_soon(f"POST {API}/mpu/abort/8/{run}")
     assert not blob(azurite, service, f"8/{run}/model.bin").exists()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mlartifacts import ArtifactStore, Settings
+from mlartifacts.cli import run
 from mlartifacts.errors import (
     BackendError,
     InvalidPath,
@@ -361,3 +362,23 @@ print(json.dumps({"status": record.status, "schemes": list(record.schemes), "thi
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == {"status": "loaded", "schemes": ["ftp", "ftps"], "third_party": []}
+
+
+def test_a_file_changed_on_the_server_is_reported_as_changed(
+    server: tuple[FtpServer, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rewritten behind the store's back: its sidecar records another size, so it is stale, not current."""
+    ftp, uri = server
+    with ArtifactStore(uri) as store:
+        store.write_bytes("m/model.bin", b"recorded bytes")
+        store.write_bytes("m/other.bin", b"untouched")
+        assert store.stat("m/model.bin").digest is not None
+        name = uri.rstrip("/").rsplit("/", 1)[1]
+        on_disk = next(p for p in ftp.root.rglob("model.bin") if name in p.parts)
+        on_disk.write_bytes(b"bytes written by another tool")
+        info = store.stat("m/model.bin")
+        assert info.digest is None and info.stale_digest is not None
+    assert run(["verify", "--json", uri]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(i["path"], i["problem"]) for i in report["issues"]] == [("m/model.bin", "changed")]
+    assert report["verified_by_digest"] == 1 and report["unverifiable_by_digest"] == []

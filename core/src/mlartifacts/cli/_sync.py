@@ -55,7 +55,9 @@ def add_commands(commands: Any) -> None:
             "(nothing is written), or with --against compare URI's listing with a local "
             "directory (missing, extra, different size or digest). Files without a recorded "
             "digest are checked by the backend's checksum or their size and reported as "
-            "unverifiable by digest. Exit status 1 when anything differs."
+            "unverifiable by digest; a file changed since its digest was recorded (by another "
+            "tool: its size or time no longer match the record) is reported as changed. "
+            "Exit status 1 when anything differs."
         ),
     )
     vp.add_argument("uri", metavar="URI")

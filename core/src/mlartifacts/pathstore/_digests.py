@@ -13,20 +13,26 @@ Elsewhere (SFTP, FTP, HDFS) it is a sidecar file: for ``dir/name``,
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
+import time
 
 from ..paths import DIGEST_PREFIX
-from ..transfer._digest import file_sha256, valid_hex
+from ..transfer._digest import valid_hex
 from ._protocol import PathFileSystem, PathInfo
 
 __all__ = [
     "SIDECAR_LIMIT",
     "XATTR",
     "format_line",
+    "judge",
     "read_digest",
+    "read_record",
     "remove_sidecar",
     "sidecar_of",
+    "stored_sha256",
     "write_xattr",
 ]
 
@@ -39,31 +45,109 @@ SIDECAR_LIMIT = 255
 _MAX_LINE = 256
 
 
+#: A source modified less than this long before its copy began may be modified again within
+#: the same tick of a coarse file clock (or a 2-second one) without its time changing: its
+#: hash beside the copy is not trusted, the copy is hashed instead ("racy git").
+RACY_SECONDS = 2.0
+_BLOCK = 4 * 1024 * 1024  # large enough that hashlib hashes without the GIL
+#: Files up to this size are hashed in the caller's thread, in one read, before the copy.
+_INLINE = 1024 * 1024
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What changes when a file is written, truncated, replaced or renamed over."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 class _Beside:
-    """A local file's SHA-256, computed on a thread of its own while the caller copies the file."""
+    """A local file's SHA-256, computed on a thread of its own while the caller copies the file.
+
+    The hash and the copy read the file separately (the copy may never pass through
+    this process: a kernel copy), so the hash describes the copy only if the file did
+    not change meanwhile: :meth:`result` gives it only if the file's identity, size and
+    times are the same after the copy as before it, and were not too recent to tell.
+    """
 
     def __init__(self, local_file: str) -> None:
         self._file = local_file
         self._digest: str | None = None
-        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._started = time.time()
+        try:
+            self._before: os.stat_result | None = os.stat(local_file)
+        except OSError:  # the copy's own error tells why
+            self._before = None
         self._thread = threading.Thread(target=self._run, name="mlartifacts-hash", daemon=True)
-        self._thread.start()
+        if self._before is not None and self._before.st_size <= _INLINE:
+            self._run()  # a small file: hashed at once, a thread would cost more than the hash
+        else:
+            self._thread.start()
 
     def _run(self) -> None:
+        if self._before is None:
+            return
         try:
-            self._digest = file_sha256(self._file)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
-            self._error = exc
+            with open(self._file, "rb", buffering=0) as f:
+                if _identity(os.fstat(f.fileno())) != _identity(self._before):
+                    return  # replaced since it was looked at: not what the copy reads
+                digest = hashlib.sha256()
+                if self._before.st_size <= _INLINE:
+                    data = f.read(self._before.st_size + 1)  # one read (+1: grown meanwhile)
+                    if len(data) == self._before.st_size:
+                        self._digest = hashlib.sha256(data).hexdigest()
+                    return
+                buffer = memoryview(bytearray(_BLOCK))
+                while not self._stop.is_set():
+                    n = f.readinto(buffer)
+                    if not n:
+                        self._digest = digest.hexdigest()
+                        return
+                    digest.update(buffer[:n])  # without the GIL, beside the copy
+        except OSError as exc:
+            log.debug("%s not hashed beside its copy: %s", self._file, exc)
 
     def result(self) -> str | None:
-        """The digest (None if the file could not be read: the copy's own error tells why)."""
-        self._thread.join()
+        """The file's digest, or None when it cannot be trusted to describe the copy just made."""
+        self._join()
+        if self._digest is None or self._before is None:
+            return None
+        try:
+            after = os.stat(self._file)
+        except OSError:
+            return None
+        if _identity(after) != _identity(self._before):
+            log.info("%s changed while it was copied: the copy is hashed instead", self._file)
+            return None
+        if self._started - self._before.st_mtime < RACY_SECONDS:
+            log.debug("%s was modified just before its copy: the copy is hashed instead", self._file)
+            return None
         return self._digest
+
+    def cancel(self) -> None:
+        """Stop hashing (the copy failed) and wait for the thread."""
+        self._stop.set()
+        self._join()
+
+    def _join(self) -> None:
+        if self._thread.ident is not None:  # started (a small file was hashed inline)
+            self._thread.join()
 
 
 def digest_beside(local_file: str) -> _Beside:
     """Start hashing ``local_file`` beside a copy of it; ``.result()`` waits for the digest."""
     return _Beside(local_file)
+
+
+def stored_sha256(fs: PathFileSystem, path: str) -> str:
+    """The SHA-256 of a file of the store, read back (a copy whose source changed as it was made)."""
+    digest = hashlib.sha256()
+    reader = fs.open_read(path, 0, None)
+    try:
+        for block in iter(lambda: reader.read(max(fs.block_size, _BLOCK)), b""):
+            digest.update(block)
+    finally:
+        reader.close()
+    return digest.hexdigest()
 
 
 def sidecar_of(fs: PathFileSystem, path: str) -> str | None:
@@ -95,15 +179,21 @@ def _same_time(text: str, actual: float | None) -> bool:
 
 def parse(text: bytes, size: int | None, modified: float | None) -> str | None:
     """The digest a sidecar records, if it describes a file of this size and time."""
+    return judge(text, size, modified)[0]
+
+
+def judge(text: bytes, size: int | None, modified: float | None) -> tuple[str | None, str | None]:
+    """A record read back, as ``(digest, stale)``: its digest if it describes a file of this
+    size and time, else (the file changed since it was recorded) as ``stale``."""
     try:
         kind, digest, recorded_size, recorded_time = text.decode("ascii").split()
-        if kind != "sha256" or int(recorded_size) != size:
-            return None
-        if not _same_time(recorded_time, modified):
-            return None
+        if kind != "sha256":
+            return None, None
+        current = int(recorded_size) == size and _same_time(recorded_time, modified)
     except (UnicodeDecodeError, ValueError):
-        return None
-    return valid_hex(digest)
+        return None, None
+    found = valid_hex(digest)
+    return (found, None) if current else (None, found)
 
 
 def read_digest(
@@ -113,6 +203,14 @@ def read_digest(
 
     ``sidecar`` False: the caller knows there is none (a listing did not show one).
     """
+    return read_record(fs, path, size, modified, sidecar)[0]
+
+
+def read_record(
+    fs: PathFileSystem, path: str, size: int | None, modified: float | None, sidecar: bool = True
+) -> tuple[str | None, str | None]:
+    """The record of the file at ``path`` as ``(digest, stale)`` (see :func:`judge`); Nones without one."""
+    line = None
     if fs.has("get_xattr"):
         try:
             line = fs.get_xattr(path, XATTR)
@@ -121,9 +219,9 @@ def read_digest(
         except Exception as exc:  # noqa: BLE001 - unreadable: the digest is just unknown
             log.debug("no digest attribute read for %s: %s", path, exc)
             line = None
-        if line is not None:
-            return parse(line, size, modified)
-    return _read_sidecar(fs, path, size, modified) if sidecar else None
+    if line is None and sidecar:
+        line = _read_sidecar(fs, path)
+    return (None, None) if line is None else judge(line, size, modified)
 
 
 def write_xattr(fs: PathFileSystem, path: str, line: bytes) -> bool:
@@ -137,20 +235,20 @@ def write_xattr(fs: PathFileSystem, path: str, line: bytes) -> bool:
     return True
 
 
-def _read_sidecar(fs: PathFileSystem, path: str, size: int | None, modified: float | None) -> str | None:
+def _read_sidecar(fs: PathFileSystem, path: str) -> bytes | None:
     sidecar = sidecar_of(fs, path)
     if sidecar is None:
         return None
     try:
         reader = fs.open_read(sidecar, 0, _MAX_LINE)
         try:
-            text = reader.read(_MAX_LINE)
+            text: bytes = reader.read(_MAX_LINE)
         finally:
             reader.close()
     except Exception as exc:  # noqa: BLE001 - no readable sidecar: the digest is just unknown
         log.debug("no digest for %s: %s", path, exc)
         return None
-    return parse(text, size, modified)
+    return text
 
 
 def remove_sidecar(fs: PathFileSystem, path: str) -> None:

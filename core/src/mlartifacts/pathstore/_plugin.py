@@ -16,7 +16,7 @@ from ..config import Settings
 from ..errors import ArtifactError, InvalidPath, NotFound
 from ..hookspecs import Progress, hookimpl
 from ..paths import TEMP_PREFIX
-from ._digests import digest_beside, read_digest
+from ._digests import digest_beside, read_digest, read_record, stored_sha256
 from ._files import CallerError, not_a_file, open_reader, read_blocks, write_atomically, write_stream
 from ._protocol import PathFileSystem
 from ._root import PathRoot
@@ -80,13 +80,15 @@ class PathStorePlugin:
 
     @hookimpl
     def resolve_uri(self, uri: str, settings: Settings | None) -> PathRoot:
-        fs, base = self._resolve(uri, settings if settings is not None else Settings.from_env())
-        return PathRoot(fs, base, redact_uri(uri))
+        settings = settings if settings is not None else Settings.from_env()
+        fs, base = self._resolve(uri, settings)
+        return PathRoot(fs, base, redact_uri(uri), settings.digests)
 
     @hookimpl
     def capabilities(self, root: PathRoot | None) -> Capabilities:
-        # The temporaries of interrupted writes are listed (and removed) as incomplete uploads.
-        caps = replace(self._capabilities, list_multipart_uploads=True)
+        # The temporaries of interrupted writes are listed (and removed) as incomplete uploads;
+        # every upload is hashed here, as it is copied (so the engine does not read it first).
+        caps = replace(self._capabilities, list_multipart_uploads=True, hashes_uploads=True)
         if root is not None and root.fs.has("copy") and not caps.server_side_copy:
             caps = replace(caps, server_side_copy=True)
         return caps
@@ -99,8 +101,8 @@ class PathStorePlugin:
             raise NotFound(f"no such file or directory: {root.where(path)}")
         if info.is_dir:
             return FileInfo(path, True, modified=info.modified)
-        digest = read_digest(root.fs, root.path(path), info.size, info.modified)
-        return FileInfo(path, False, info.size, modified=info.modified, digest=digest)
+        digest, stale = read_record(root.fs, root.path(path), info.size, info.modified)
+        return FileInfo(path, False, info.size, modified=info.modified, digest=digest, stale_digest=stale)
 
     @hookimpl(specname="list")
     def list_entries(self, root: PathRoot, path: str, recursive: bool) -> Iterable[FileInfo]:
@@ -116,22 +118,37 @@ class PathStorePlugin:
         fs = root.fs
         with self._errors(root, path, "upload"):
             if fs.has("put_file"):
-                # The store copies the file its own way (the local disk: in the kernel); its
-                # SHA-256 is computed meanwhile, on another thread, from the same cached pages.
-                hashed = digest_beside(local_file) if digest is None else None
-                try:
-                    write_atomically(
-                        root,
-                        path,
-                        lambda temp: fs.put_file(local_file, temp, progress),
-                        digest=lambda: digest or (hashed.result() if hashed is not None else None),
-                    )
-                finally:
-                    if hashed is not None:
-                        hashed.result()  # never leave the thread reading a file being replaced
+                self._put_file(root, path, local_file, progress, digest)
                 return
             with open(local_file, "rb") as src:
                 write_stream(root, path, iter(lambda: src.read(fs.block_size), b""), progress, digest)
+
+    @staticmethod
+    def _put_file(root: PathRoot, path: str, local_file: str, progress: Progress, digest: str | None) -> None:
+        """Upload through the store's own copy (the local disk: in the kernel), hashed beside it.
+
+        The SHA-256 is computed meanwhile on another thread, from the same cached pages.
+        If the source may have changed while it was copied, the copy itself is read back
+        and hashed: the digest recorded is always that of the bytes stored.
+        """
+        fs = root.fs
+        hashed = digest_beside(local_file) if digest is None and root.digests else None
+        temps: list[str] = []
+
+        def fill(temp: str) -> None:
+            temps.append(temp)
+            fs.put_file(local_file, temp, progress)
+
+        def known() -> str | None:
+            if hashed is None:
+                return digest
+            return hashed.result() or stored_sha256(fs, temps[-1])
+
+        try:
+            write_atomically(root, path, fill, digest=known)
+        finally:
+            if hashed is not None:
+                hashed.cancel()  # never leave the thread reading a file being replaced
 
     @hookimpl
     def write(self, root: PathRoot, path: str, chunks: Iterable[bytes], digest: str | None) -> None:

@@ -30,12 +30,14 @@ class PathRoot:
     """What a path store's ``resolve_uri`` returns: every other hook receives it back.
 
     ``display`` is the URI with any password masked: the one name the toolkit's
-    messages give this root (the core's own messages use the same).
+    messages give this root (the core's own messages use the same). ``digests`` is
+    ``MLARTIFACTS_DIGESTS``: False, uploads are neither hashed nor recorded.
     """
 
     fs: PathFileSystem
     base: str
     display: str
+    digests: bool = True
 
     def path(self, rel: str) -> str:
         """The store path of an artifact path ('' is the root itself)."""

@@ -9,7 +9,7 @@ from typing import Iterator
 from .._types import FileInfo
 from ..errors import InvalidPath, NotFound, PreconditionFailed
 from ..paths import DIGEST_PREFIX, TEMP_PREFIX
-from ._digests import read_digest, remove_sidecar
+from ._digests import read_record, remove_sidecar
 from ._protocol import PathInfo
 from ._root import PathRoot
 
@@ -56,10 +56,11 @@ def _makedirs(root: PathRoot, directory: str, where: str) -> None:
         known.add(path)
 
 
-def _info(rel: str, entry: PathInfo, digest: str | None) -> FileInfo:
+def _info(rel: str, entry: PathInfo, record: tuple[str | None, str | None]) -> FileInfo:
     if entry.is_dir:
         return FileInfo(rel, True, modified=entry.modified)
-    return FileInfo(rel, False, entry.size, modified=entry.modified, digest=digest)
+    digest, stale = record
+    return FileInfo(rel, False, entry.size, modified=entry.modified, digest=digest, stale_digest=stale)
 
 
 def children(root: PathRoot, directory: str, rel: str) -> list[tuple[FileInfo, bool]]:
@@ -92,11 +93,11 @@ def children(root: PathRoot, directory: str, rel: str) -> list[tuple[FileInfo, b
                 continue
             entry = replace(entry, is_dir=resolved.is_dir, size=resolved.size,
                             modified=entry.modified or resolved.modified)  # fmt: skip
-        digest = None
+        record: tuple[str | None, str | None] = (None, None)
         if not entry.is_dir:
             path = fs.pathmod.join(directory, name)
-            digest = read_digest(fs, path, entry.size, entry.modified, sidecar=name in recorded)
-        found.append((_info(child, entry, digest), bool(entry.is_dir) and not entry.link))
+            record = read_record(fs, path, entry.size, entry.modified, sidecar=name in recorded)
+        found.append((_info(child, entry, record), bool(entry.is_dir) and not entry.link))
     # A directory sorts as "name/": a depth-first walk then yields paths in sorted order.
     found.sort(key=lambda item: item[0].path + ("/" if item[1] else ""))
     return found

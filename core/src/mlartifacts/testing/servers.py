@@ -21,13 +21,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 __all__ = [
     "Relay",
     "ServerProcess",
+    "SilentServer",
     "find_executable",
     "free_port",
     "http_ok",
@@ -181,10 +184,12 @@ class Relay(ServerProcess):
     stall midway), and the real server, which other tests share, keeps running.
     """
 
-    def __init__(self, target_port: int, log: str | Path, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_port: int, log: str | Path, target_host: str = "127.0.0.1", latency: float = 0.0
+    ) -> None:
         self.port = free_port()
         cmd = [sys.executable, "-m", "mlartifacts.testing._relay", str(self.port), target_host]
-        cmd.append(str(target_port))
+        cmd += [str(target_port), str(latency)]  # latency: seconds each client send is held
         super().__init__(cmd, log, stop_timeout=5)
 
     def start(self) -> Relay:
@@ -205,6 +210,89 @@ class Relay(ServerProcess):
         if self.popen is not None and self.popen.poll() is None:
             os.kill(self.pid, signal.SIGCONT)  # a stopped process would not act on SIGTERM
         super().stop()
+
+
+@dataclass
+class SilentConnection:
+    """One connection a :class:`SilentServer` accepted: what the client sent, and when it hung up."""
+
+    opened: float  # time.monotonic()
+    received: bytes = b""
+    closed: float | None = None  # when the client closed it (None: still open)
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never says a word (a hung storage).
+
+    Unlike a stopped :class:`Relay`, it reads what clients send (``received``: the
+    request line tells a client's requests apart) and notes when each client gives up
+    and closes its connection, so a test can check that a client's socket timeout
+    ends its calls. Everything stops when the ``with`` block ends.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port: int = self._listener.getsockname()[1]
+        self.connections: list[SilentConnection] = []
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+        threading.Thread(target=self._accept, name="silent-server", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            record = SilentConnection(time.monotonic())
+            with self._lock:
+                if self._stopped:
+                    conn.close()
+                    return
+                self.connections.append(record)
+                self._sockets.append(conn)
+            threading.Thread(target=self._drain, args=(conn, record), daemon=True).start()
+
+    @staticmethod
+    def _drain(conn: socket.socket, record: SilentConnection) -> None:
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                record.closed = time.monotonic()
+                return
+            if len(record.received) < 4096:
+                record.received += data[: 4096 - len(record.received)]
+
+    def open_after(self, seconds: float, sent: bytes = b"") -> list[SilentConnection]:
+        """Connections (whose first bytes contain ``sent``) still open ``seconds`` after they opened.
+
+        Waits until every such connection is either closed or that old.
+        """
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                wanted = [c for c in self.connections if sent in c.received]
+            late = [c for c in wanted if (c.closed or now) - c.opened > seconds]
+            if all(c.closed is not None or now - c.opened > seconds for c in wanted):
+                return late
+            time.sleep(0.05)
+
+    def __enter__(self) -> SilentServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._stopped = True
+            sockets, self._sockets = self._sockets, []
+        self._listener.close()
+        for conn in sockets:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
 
 
 def start_artifacts_server(

@@ -30,6 +30,8 @@ __all__ = ["Account", "Service", "cached_clients", "get_service", "resolve_targe
 _MAX_CLIENTS = 32
 #: Bytes per download request (see _make_client).
 GET_SIZE = 3 * 1024 * 1024
+#: Seconds to open a connection (azure-core's default), never more than the request timeout.
+CONNECT_TIMEOUT = 20.0
 _clients: SharedCache[tuple[AzureConfig, Account], Service] = SharedCache(limit=_MAX_CLIENTS)
 
 
@@ -138,7 +140,9 @@ def _make_client(config: AzureConfig, account: Account) -> Service:
     transport = RequestsTransport(
         session=_session(config),
         session_owner=False,
-        connection_timeout=20,
+        connection_timeout=CONNECT_TIMEOUT
+        if config.timeout is None
+        else min(CONNECT_TIMEOUT, config.timeout),
         # Responses are read in blocks of this size: azure-core's default of 4 KiB costs
         # a Python call per 4 KiB, which made downloads CPU-bound (the transport the SDK
         # builds for itself reads 256 KiB blocks; we read a whole request's 3 MiB).

@@ -11,6 +11,8 @@
 | ``MLFLOW_TRACKING_SERVER_CERT_PATH`` | CA bundle to verify the Blob endpoint with (as MLflow) |
 | ``MLARTIFACTS_MAX_WORKERS`` | sizes the connection pool (two per engine worker) |
 
+A request's timeout is never longer than the engine's deadline (``Settings.timeout``,
+which may be set in code): a call the engine gave up on ends with it.
 Secrets stay in the config (the client needs them) but out of its ``repr``.
 """
 
@@ -70,7 +72,10 @@ class AzureConfig:
             connection_string=connection_string,
             access_key=env_str(ACCESS_KEY_VAR, None, env),
             endpoint=_endpoint(env),
-            timeout=_timeout(env),
+            # Each request's timeout, capped by the engine's deadline for a whole operation
+            # (a Settings given in code may set a shorter one than the environment): a
+            # request on a silent server ends with the operation that gave up on it.
+            timeout=_capped(_timeout(env), engine.timeout),
             verify=_verify(env),
             # The engine runs two pools of max_workers threads (files, and parts or
             # ranges); each may hold a connection, and a full pool drops connections.
@@ -121,6 +126,10 @@ def _endpoint(env: Mapping[str, str]) -> str | None:
             f"core.windows.net or http://127.0.0.1:10000/devstoreaccount1 (Azurite), got {value!r}"
         )
     return value.strip().rstrip("/")
+
+
+def _capped(timeout: float | None, deadline: float | None) -> float | None:
+    return timeout if deadline is None else deadline if timeout is None else min(timeout, deadline)
 
 
 def _timeout(env: Mapping[str, str]) -> float | None:

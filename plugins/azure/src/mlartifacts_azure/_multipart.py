@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
 import posixpath
 import secrets
 import threading
@@ -155,7 +156,7 @@ def abort_multipart(root: AzureRoot, path: str, upload_id: str) -> None:
 
 
 def _timeout(root: AzureRoot) -> int | None:
-    return int(root.config.timeout) if root.config.timeout else None
+    return math.ceil(root.config.timeout) if root.config.timeout else None
 
 
 # -- SAS ------------------------------------------------------------------------------------

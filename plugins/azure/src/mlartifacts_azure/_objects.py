@@ -7,6 +7,7 @@ parallelism, staged blocks, ranges, retries and verification around them.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
@@ -135,7 +136,7 @@ def _content_settings(name: str, md5: bytes) -> ContentSettings:
 
 def _server_timeout(root: AzureRoot) -> int | None:
     # The service's own per-request timeout (it caps it at its maximum itself).
-    return int(root.config.timeout) if root.config.timeout else None
+    return math.ceil(root.config.timeout) if root.config.timeout else None
 
 
 def put(

@@ -11,6 +11,8 @@ Ranged reads use REST.
 
 from __future__ import annotations
 
+import dataclasses
+
 from mlartifacts import Capabilities, Settings
 from mlartifacts.pathstore import PathStorePlugin, shared
 
@@ -23,6 +25,11 @@ __all__ = ["FtpFS", "FtpRoot", "plugin"]
 def resolve(uri: str, settings: Settings) -> tuple[FtpFS, str]:
     """The server's filesystem (one per server and login) and the root's path there."""
     root = parse_uri(uri)
+    if settings.timeout is not None and settings.timeout < root.timeout:
+        # The engine gives up on an operation at MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: a
+        # socket waiting longer on a silent server would only keep the abandoned call (and
+        # its connection) alive.
+        root = dataclasses.replace(root, timeout=settings.timeout)
     key = (
         "ftp", root.host, root.port, root.user, root.password, root.tls, root.passive,
         root.timeout, root.max_connections, root.ca_file,

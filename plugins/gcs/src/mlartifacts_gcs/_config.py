@@ -2,13 +2,15 @@
 
 | variable | meaning |
 |---|---|
-| ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` | seconds each GCS request may take (default 60; ``-1``: none) |
+| ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` | seconds each GCS request may take (default 60; -1: none) |
 | ``MLFLOW_GCS_DEFAULT_TIMEOUT`` | its deprecated older name, honoured with a DeprecationWarning |
 | ``MLFLOW_GCS_UPLOAD_CHUNK_SIZE`` | bytes per request of a resumable upload (default 100 MiB) |
 | ``MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE`` | bytes per request of a download (default 100 MiB) |
 | ``STORAGE_EMULATOR_HOST`` | an emulator's URL (fake-gcs-server...): anonymous unless credentials are given |
 | ``MLARTIFACTS_GCS_ANONYMOUS`` | ``true``: no credentials at all (public buckets) |
 
+A request's timeout is never longer than the engine's deadline (``Settings.timeout``,
+which may be set in code): a call the engine gave up on ends with it.
 Both chunk sizes must be multiples of 256 KiB, as GCS requires of resumable upload
 chunks. Credentials are Application Default Credentials (``google.auth.default()``);
 a digest of the variables they come from tells clients made under different
@@ -73,7 +75,10 @@ class GCSConfig:
         env = os.environ if environ is None else environ
         engine = settings if settings is not None else Settings.from_env(env)
         return cls(
-            timeout=_timeout(env),
+            # Each request's timeout, capped by the engine's deadline for a whole operation
+            # (a Settings given in code may set a shorter one than the environment): a
+            # request on a silent server ends with the operation that gave up on it.
+            timeout=_capped(_timeout(env), engine.timeout),
             upload_chunk_size=_chunk_size("MLFLOW_GCS_UPLOAD_CHUNK_SIZE", env),
             download_chunk_size=_chunk_size("MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE", env),
             emulator_host=_emulator(env),
@@ -88,6 +93,10 @@ class GCSConfig:
     def endpoint(self) -> str:
         """The JSON API's base URL: the emulator's, or Google's."""
         return self.emulator_host or "https://storage.googleapis.com"
+
+
+def _capped(timeout: float | None, deadline: float | None) -> float | None:
+    return timeout if deadline is None else deadline if timeout is None else min(timeout, deadline)
 
 
 def _timeout(env: Mapping[str, str]) -> float | None:
