@@ -20,7 +20,6 @@ from ..store import ArtifactStore
 from ..transfer._digest import DigestFieldError, http_field, parse_http_field
 from ._errors import ApiError
 from ._listings import Listings
-from ._local_disk import hold_replaced, is_local, release, verify_beside
 from ._paths import request_path
 from ._streams import (
     SMALL_BODY,
@@ -246,18 +245,9 @@ class ArtifactsApi:
         length = request.headers.get("content-length")
         expected = int(length) if length and length.isdigit() else None
         self.listings.forget(path)
-        local = is_local(self.store)
 
-        def write(chunks: Iterable[bytes], streamed: bool) -> None:
-            held = hold_replaced(self.store, path) if local else None
-            try:
-                if local and streamed and digest is not None:
-                    # The toolkit hashes what it writes; the client's digest is checked beside it.
-                    self.store.write(path, verify_beside(chunks, digest, path), expected, None, None)
-                else:
-                    self.store.write(path, chunks, expected, None, digest)
-            finally:
-                release(held)  # the replaced file's blocks are freed after the answer, not before
+        def write(chunks: Iterable[bytes]) -> None:
+            self.store.write(path, chunks, expected, None, digest)
 
         try:
             if expected is not None and expected <= SMALL_BODY:
@@ -267,10 +257,10 @@ class ArtifactsApi:
                     raise IncompleteBody(
                         f"the request body has {len(data)} bytes, its Content-Length {expected}"
                     )
-                await anyio.to_thread.run_sync(write, (data,), False)
+                await anyio.to_thread.run_sync(write, (data,))
             else:
                 body = RequestBody(request, expected)
-                await body.run(write, body, True)
+                await body.run(write, body)
         except IntegrityError as exc:
             if digest is None:
                 raise  # the storage's own check failed, not the client's

@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import queue
 import shutil
 import stat as stat_module
+import threading
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +30,58 @@ __all__ = ["LocalFS", "plugin"]
 
 _COPY_CHUNK = 8 * 1024 * 1024
 _WRITEBACK = 32 * 1024 * 1024  # start writing back to disk every this many bytes of a stream
+
+
+#: A replaced file at least this large is freed off the caller's thread (see :func:`_replace`).
+_FREE_BESIDE = 16 * 1024 * 1024
+_closing: queue.SimpleQueue[int] = queue.SimpleQueue()
+_closer_lock = threading.Lock()
+_closer: threading.Thread | None = None
+
+
+def _replace(src: str, dst: str) -> None:
+    """``os.replace``, but a large file it replaces is freed on a background thread.
+
+    When the rename drops the old file's last link, the kernel frees its blocks inside
+    the rename (0.2-0.6 s per GiB here), in the middle of the writer's request. Holding
+    the old file open across the rename moves that work to its last close.
+    """
+    held = _hold(dst)
+    try:
+        os.replace(src, dst)
+    finally:
+        if held is not None:
+            _close_beside(held)
+
+
+def _hold(path: str) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None  # nothing there (the usual case), a link, or not ours to open
+    try:
+        if os.fstat(fd).st_size >= _FREE_BESIDE:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)  # a small file costs nothing to free
+    return None
+
+
+def _close_beside(fd: int) -> None:
+    global _closer
+    with _closer_lock:
+        if _closer is None or not _closer.is_alive():
+            _closer = threading.Thread(target=_close_forever, name="mlartifacts-nfs-free", daemon=True)
+            _closer.start()
+    _closing.put(fd)
+
+
+def _close_forever() -> None:
+    while True:
+        fd = _closing.get()
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _info(name: str, st: os.stat_result, link: bool = False) -> PathInfo:
@@ -93,7 +147,7 @@ class LocalFS(PathFileSystem):
     def open_write(self, path: str) -> _LocalWriter:
         return _LocalWriter(_create(path), self.fsync)
 
-    rename = staticmethod(os.replace)
+    rename = staticmethod(_replace)
     remove = staticmethod(os.unlink)
     rmdir = staticmethod(os.rmdir)
     mkdir = staticmethod(os.mkdir)
