@@ -14,6 +14,7 @@ from mlartifacts import ArtifactStore, MultipartLimits, PluginRegistry, Settings
 from mlartifacts.errors import IntegrityError
 from mlartifacts.testing import MemoryBackend
 from mlartifacts.testing.contract import random_bytes
+from mlartifacts.transfer import _digest
 from mlartifacts.transfer._digest import OrderedHasher, file_sha256, from_base64, to_base64
 
 KiB = 1024
@@ -232,3 +233,25 @@ def test_a_large_ranged_download_is_hashed_behind_its_ranges(
         with pytest.raises(IntegrityError, match="SHA-256"):
             store.download_file("big.bin", str(tmp_path / "again.bin"))
         assert not (tmp_path / "again.bin").exists()
+
+
+def test_a_long_stream_is_hashed_beside_its_consumer_and_matches() -> None:
+    chunks = [bytes([i]) * (1024 * 1024) for i in range(20)]  # 20 MiB: past BESIDE_FROM
+    hashed = _digest.Hashing(chunks)
+    assert b"".join(hashed) == b"".join(chunks)
+    assert hashed._thread is None  # joined once the stream ended
+    assert hashed.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
+def test_an_abandoned_long_stream_ends_its_hashing_thread() -> None:
+    def endless() -> Iterator[bytes]:
+        while True:
+            yield b"x" * (1024 * 1024)
+
+    hashed = _digest.Hashing(endless())
+    for _ in range(12):
+        next(hashed)
+    thread = hashed._thread
+    assert thread is not None and thread.is_alive()
+    hashed.close()
+    assert not thread.is_alive() and hashed.hexdigest() is None  # unfinished: no digest

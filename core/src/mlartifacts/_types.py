@@ -119,9 +119,10 @@ class Capabilities:
         batch: ``upload_batch`` / ``download_batch`` move many small files in one
             exchange (the artifacts service: one request per batch, not one per file),
             so the engine groups a tree's small files.
-        hashes_uploads: ``upload`` computes the file's SHA-256 itself, as it copies it,
-            and records it (the path-store toolkit does): the engine then passes no
-            ``digest`` and does not read the file first to hash it.
+        hashes_uploads: ``upload`` and ``write`` compute the SHA-256 themselves, as they
+            copy the bytes, and record it (the path-store toolkit does); ``write`` refuses
+            an announced ``digest`` that differs before anything is committed. The engine
+            then does not hash the bytes a second time.
     """
 
     ranged_read: bool = False

@@ -210,6 +210,7 @@ def write_stream(
                 raise mismatch(root.where(rel), digest, received, "the writer announced")
             writer.close()
         except BaseException:
+            hashed.close()  # an abandoned stream's hashing thread ends too
             writer.abort()
             raise
 

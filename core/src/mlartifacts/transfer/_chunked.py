@@ -425,9 +425,10 @@ def write_whole(
     If the caller's own stream breaks, that is the error raised, not the backend's
     translation of it (a plugin sees only an exception escaping its iterable).
     ``digest`` (the caller's SHA-256 of the stream) goes to the backend, which records
-    it and, where it sees the bytes itself, checks it before the object is committed.
+    it and, where it sees the bytes itself, checks it before the object is committed;
+    a backend that ``hashes_uploads`` hashes the stream anyway, so it is not hashed here too.
     """
-    if digest is not None:
+    if digest is not None and not backend.capabilities.hashes_uploads:
         chunks = _digest.verified(chunks, digest, backend.where(path))
     source = _Source(chunks, progress, ctx)
     try:

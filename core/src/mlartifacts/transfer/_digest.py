@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import queue
 import threading
 from typing import Callable, Iterable, Iterator
 
@@ -178,11 +179,20 @@ class OrderedHasher:
 
 
 class Hashing:
-    """A stream of chunks passed through unchanged while their SHA-256 is computed."""
+    """A stream of chunks passed through unchanged while their SHA-256 is computed.
+
+    The first bytes are hashed in the consumer's thread; past :data:`BESIDE_FROM` bytes
+    the rest is hashed on a thread of its own, a few chunks behind, so that a large
+    stream's hashing runs on another core while the consumer writes (hashlib lets go of
+    the GIL). :meth:`close` stops that thread if the stream is abandoned.
+    """
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
         self._digest = hashlib.sha256()
+        self._inline = 0
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
         self.done = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -193,13 +203,43 @@ class Hashing:
             chunk = next(self._chunks)
         except StopIteration:
             self.done = True
+            self.close()
             raise
+        if self._queue is not None:
+            self._queue.put(chunk)
+            return chunk
         self._digest.update(chunk)
+        self._inline += len(chunk)
+        if self._inline >= BESIDE_FROM:
+            self._queue = queue.Queue(_QUEUED)
+            self._thread = threading.Thread(target=self._hash_queued, name="mlartifacts-hash", daemon=True)
+            self._thread.start()
         return chunk
+
+    def _hash_queued(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
+
+    def close(self) -> None:
+        """Wait for the hashing thread (if any) to hash what it was given, and end it."""
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def hexdigest(self) -> str | None:
         """The digest of the whole stream, or None while it is not finished."""
-        return self._digest.hexdigest() if self.done else None
+        if not self.done:
+            return None
+        self.close()
+        return self._digest.hexdigest()
+
+
+#: Streams longer than this are hashed beside their consumer (a thread costs more than small ones).
+BESIDE_FROM = 8 * 1024 * 1024
+#: Chunks waiting for the hashing thread at most: the consumer never runs far ahead of it.
+_QUEUED = 32
 
 
 def verified(chunks: Iterable[bytes], expected: str, where: str) -> Iterator[bytes]:
@@ -210,7 +250,10 @@ def verified(chunks: Iterable[bytes], expected: str, where: str) -> Iterator[byt
     announced digest are never stored, whatever the backend checks itself.
     """
     hashed = Hashing(chunks)
-    yield from hashed
+    try:
+        yield from hashed
+    finally:
+        hashed.close()
     received = hashed.hexdigest()
     if received is not None and received != expected:
         raise mismatch(where, expected, received, "the writer announced")
