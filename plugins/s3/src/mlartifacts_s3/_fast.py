@@ -43,6 +43,7 @@ __all__ = [
     "IN_FLIGHT",
     "download_batch",
     "fast_store",
+    "note_failure",
     "put_attributes",
     "store_for",
     "upload_batch",
@@ -125,6 +126,11 @@ def fast_store(root: S3Root, operation: str) -> S3Store | None:
     if store is None or observed(root, operation) or _Key(root.config, root.bucket) in _boto3_only:
         return None
     return store
+
+
+def note_failure(root: S3Root, exc: BaseException) -> None:
+    """A request obstore failed (boto3 sends it again): a refused certificate sends this root to boto3."""
+    _certificate_refused(root, [("", exc)])
 
 
 def _drop_stores() -> None:
