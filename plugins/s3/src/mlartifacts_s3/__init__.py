@@ -13,7 +13,6 @@ Modules: ``_config`` (settings), ``_client`` (shared clients), ``_root`` (URIs),
 
 from __future__ import annotations
 
-import contextlib
 from typing import Sequence
 
 from mlartifacts import Capabilities, MultipartLimits, Settings, hookimpl
@@ -70,10 +69,6 @@ def schemes() -> Sequence[str]:
 def resolve_uri(uri: str, settings: Settings) -> S3Root:
     root = parse_uri(uri, S3Config.from_env(settings=settings))
     root.client  # noqa: B018 - made (and its settings checked) now, not in the middle of a transfer
-    # Likewise obstore's store, where it can serve (shared by roots of the same settings
-    # and bucket): building one takes ~15 ms (its HTTP client and certificate roots).
-    with contextlib.suppress(Exception):  # made again where a transfer needs it, and its error raised there
-        usable(root)
     return root
 
 
