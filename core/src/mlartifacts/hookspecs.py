@@ -99,11 +99,7 @@ def create_multipart(root: Root, path: str, size: int | None, part_size: int) ->
 def upload_part(
     root: Root, path: str, upload_id: str, part_number: int, data: bytes, crc32: int | None
 ) -> str:
-    """Upload one part (numbered from 1), with the store's own checksum where it checks one; its ETag.
-
-    ``crc32``: the part's CRC-32 (``zlib.crc32``) when the engine computed it already
-    (for its resume journal), for a store that checks CRC-32 to send as it is; else None.
-    """
+    """Upload one part (from 1) with the store's checksum (``crc32``: its CRC-32 if known); its ETag."""
 
 
 @hookspec(firstresult=True)
