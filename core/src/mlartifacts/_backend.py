@@ -271,9 +271,13 @@ class Backend:
             raise BackendError(f"create_multipart {self.where(path)}: the plugin returned {upload_id!r}")
         return upload_id
 
-    def upload_part(self, path: str, upload_id: str, part_number: int, data: bytes) -> str:
-        """Upload one part; returns its ETag."""
-        etag = self._call("upload_part", path, upload_id=upload_id, part_number=part_number, data=data)
+    def upload_part(
+        self, path: str, upload_id: str, part_number: int, data: bytes, crc32: int | None = None
+    ) -> str:
+        """Upload one part (``crc32``: its ``zlib.crc32``, if known); returns its ETag."""
+        etag = self._call(
+            "upload_part", path, upload_id=upload_id, part_number=part_number, data=data, crc32=crc32
+        )
         if not isinstance(etag, str):
             raise BackendError(f"upload_part {self.where(path)}: the plugin returned {etag!r}")
         return etag

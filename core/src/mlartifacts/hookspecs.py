@@ -96,8 +96,10 @@ def create_multipart(root: Root, path: str, size: int | None, part_size: int) ->
 
 
 @hookspec(firstresult=True)
-def upload_part(root: Root, path: str, upload_id: str, part_number: int, data: bytes) -> str:
-    """Upload one part (numbered from 1), with the store's own checksum where it checks one; its ETag."""
+def upload_part(
+    root: Root, path: str, upload_id: str, part_number: int, data: bytes, crc32: int | None
+) -> str:
+    """Upload one part (from 1) with the store's checksum (``crc32``: its CRC-32 if known); its ETag."""
 
 
 @hookspec(firstresult=True)

@@ -93,3 +93,36 @@ def test_a_put_changed_in_flight_is_refused(unique_uri: str, tmp_path: Path, inj
         ):
             store.upload_file(str(tmp_path / "f.bin"), "f.bin")
         assert not store.exists("f.bin")
+
+
+def test_each_part_carries_the_crc32_the_engine_journaled(
+    unique_uri: str, tmp_path: Path, record: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One CRC-32 pass per part: the engine's (kept in its resume journal) is the one S3 checks.
+    import base64
+    import zlib
+
+    from botocore import httpchecksum
+
+    computed_by_botocore: list[int] = []
+    original = httpchecksum.Crc32Checksum.update
+
+    def counting(self: Any, chunk: bytes) -> None:
+        computed_by_botocore.append(len(chunk))
+        original(self, chunk)
+
+    monkeypatch.setattr(httpchecksum.Crc32Checksum, "update", counting)
+    data = random_bytes(17 * MiB, seed=5)
+    (tmp_path / "big.bin").write_bytes(data)
+    part = 8 * MiB  # the default part size
+    expected = [
+        base64.b64encode(zlib.crc32(data[o : o + part]).to_bytes(4, "big")).decode()
+        for o in range(0, len(data), part)
+    ]
+    with ArtifactStore(unique_uri, settings=TUNED) as store:
+        with record(store.backend.root.client, "UploadPart") as sent:
+            store.upload_file(str(tmp_path / "big.bin"), "big.bin")
+        assert store.read_bytes("big.bin") == data
+    assert sorted(s.headers["x-amz-checksum-crc32"] for s in sent) == sorted(expected)
+    # (PutObjectTagging's small XML body, which requires a checksum, is botocore's to sum.)
+    assert [n for n in computed_by_botocore if n >= MiB] == []

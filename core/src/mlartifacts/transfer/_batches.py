@@ -15,7 +15,7 @@ from .._backend import Backend
 from .._types import FileInfo
 from ..config import Settings
 from ..errors import IntegrityError, NotFound
-from ._local import atomic_destination
+from ._local import write_atomically
 from ._progress import AttemptCounter, Progress
 from ._retry import JobContext, retry
 
@@ -101,8 +101,7 @@ def download(
                 raise IntegrityError(
                     f"{backend.where(entry.path)}: received {len(data)} bytes, expected {entry.file_size}"
                 )
-            with atomic_destination(target) as tmp, open(tmp, "wb") as f:
-                f.write(data)
+            write_atomically(target, data)
             del remaining[name]
             progress.update(len(data))
             progress.file_done(entry.path)

@@ -257,10 +257,12 @@ def _upload_file_parts(
                 data = read_part(number)
                 if hasher is not None:
                     hasher.feed(number, data)
-                etag = backend.upload_part(path, upload_id, number, data)
+                # One CRC-32 pass serves the journal and the store's own check (S3's).
+                checksum = crc(data) if journal is not None else None
+                etag = backend.upload_part(path, upload_id, number, data, checksum)
                 part = Part(number, etag)
-                if journal is not None:
-                    journal.confirmed(part, crc(data))
+                if journal is not None and checksum is not None:
+                    journal.confirmed(part, checksum)
                 counter(length)
                 return part
 

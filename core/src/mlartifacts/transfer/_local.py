@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import itertools
 import logging
 import os
 import tempfile
@@ -15,11 +17,14 @@ from ..errors import IntegrityError, InvalidPath, NotFound
 from ._checksums import hasher, hexdigest
 from ._digest import Trailing, verify_file
 
-__all__ = ["DEFAULT_MODE", "atomic_destination", "check_received", "verify", "walk_files"]
+__all__ = ["DEFAULT_MODE", "atomic_destination", "check_received", "verify", "walk_files", "write_atomically"]
 
 log = logging.getLogger("mlartifacts.transfer")
 
 _BLOCK = 1024 * 1024
+_NAMES = itertools.count()  # temporary names of write_atomically (next() is atomic under the GIL)
+_ONTO_DIRECTORY = (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST)  # rename(2) of a file onto a directory
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 def _umask() -> int:
@@ -56,6 +61,43 @@ def atomic_destination(dest: str) -> Iterator[str]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+def write_atomically(dest: str, data: bytes) -> None:
+    """Write ``data`` as ``dest`` through a temporary next to it, renamed into place when complete.
+
+    What :func:`atomic_destination` does for a file written by someone else, for bytes
+    already in memory (a batch's small files), in four system calls: the temporary is
+    created with O_EXCL under a name unique to this process, with the umask's mode (no
+    chmod), written from its descriptor, and renamed. A third of atomic_destination's
+    CPU per file, which counts for trees of thousands of small files.
+    """
+    directory = os.path.dirname(dest) or "."
+    tmp = os.path.join(directory, f"{_paths.TEMP_PREFIX}{os.getpid()}-{next(_NAMES)}")
+    try:
+        fd = os.open(tmp, _NEW_FILE, 0o666)
+    except FileNotFoundError:  # the directory is new: create it (only then, it costs)
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(tmp, _NEW_FILE, 0o666)
+    except FileExistsError:  # left by another process that had this PID: let mkstemp choose
+        with atomic_destination(dest) as other, open(other, "wb") as f:
+            f.write(data)
+        return
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        renamed_onto_directory = isinstance(exc, OSError) and exc.errno in _ONTO_DIRECTORY
+        if renamed_onto_directory and os.path.isdir(dest):
+            raise InvalidPath(f"cannot download to {os.path.abspath(dest)!r}: it is a directory") from exc
         raise
 
 

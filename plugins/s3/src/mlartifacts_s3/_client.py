@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Iterator, Literal, cast
 
 from mlartifacts.errors import ConfigError
@@ -28,7 +29,7 @@ from ._config import S3Config
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["UPLOAD_OPERATIONS", "cached_clients", "get_client", "signed_headers"]
+__all__ = ["UPLOAD_OPERATIONS", "cached_clients", "client_session", "get_client", "signed_headers"]
 
 #: Operations that write an object, and so receive MLFLOW_S3_UPLOAD_EXTRA_ARGS
 #: (each only the arguments its input takes, as boto3's upload_file does).
@@ -43,6 +44,8 @@ _MAX_CLIENTS = 32
 CONTINUE_THRESHOLD = 2 * 1024 * 1024
 _clients: SharedCache[S3Config, S3Client] = SharedCache(limit=_MAX_CLIENTS)
 _presign = threading.local()
+# The botocore session each client was made from (its credential chain and config).
+_sessions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 # Headers that are never part of what a presigned URL's holder must send.
 _NOT_ECHOED = {"host", "user-agent", "expect", "x-amzn-trace-id", "transfer-encoding"}
@@ -53,6 +56,16 @@ _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 def get_client(config: S3Config) -> S3Client:
     """The shared client for ``config``, made on first use (ConfigError for invalid upload arguments)."""
     return _clients.get(config, lambda: _make_client(config))
+
+
+def client_session(client: S3Client) -> Any:
+    """The botocore session ``client`` was made from (a new one for a client made elsewhere)."""
+    session = _sessions.get(client)
+    if session is None:
+        import botocore.session
+
+        session = botocore.session.get_session()
+    return session
 
 
 def cached_clients() -> int:
@@ -91,6 +104,7 @@ def _make_client(config: S3Config) -> S3Client:
             request_checksum_calculation="when_required",
         ),
     )
+    _sessions[client] = core
     extra = config.extra_args
     if extra:
         _check_extra_args(client, extra)

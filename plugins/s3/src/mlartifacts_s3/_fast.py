@@ -31,7 +31,7 @@ from mlartifacts import paths as _paths
 from mlartifacts.errors import ArtifactError, InvalidPath, OperationTimeout
 from mlartifacts.transfer import sha256_hex, time_left
 
-from ._client import get_client
+from ._client import client_session, get_client
 from ._config import S3Config
 from ._errors import is_tls_failure, translate_obstore, translated
 from ._root import S3Root, put_params
@@ -39,7 +39,16 @@ from ._root import S3Root, put_params
 if TYPE_CHECKING:
     from obstore.store import S3Store
 
-__all__ = ["IN_FLIGHT", "download_batch", "put_attributes", "store_for", "upload_batch", "usable"]
+__all__ = [
+    "IN_FLIGHT",
+    "download_batch",
+    "fast_store",
+    "note_failure",
+    "put_attributes",
+    "store_for",
+    "upload_batch",
+    "usable",
+]
 
 T = TypeVar("T")
 
@@ -106,6 +115,24 @@ def store_for(root: S3Root) -> S3Store | None:
     return None if found is _NO_STORE else found
 
 
+def fast_store(root: S3Root, operation: str) -> S3Store | None:
+    """The store to send ``operation`` through, or None where boto3 must send it.
+
+    None when obstore cannot express the root's settings, when someone watches the
+    boto3 client send ``operation`` (:func:`observed`), or when obstore refused the
+    endpoint's certificate.
+    """
+    store = store_for(root)
+    if store is None or observed(root, operation) or _Key(root.config, root.bucket) in _boto3_only:
+        return None
+    return store
+
+
+def note_failure(root: S3Root, exc: BaseException) -> None:
+    """A request obstore failed (boto3 sends it again): a refused certificate sends this root to boto3."""
+    _certificate_refused(root, [("", exc)])
+
+
 def _drop_stores() -> None:
     """Drop every store while the interpreter is whole.
 
@@ -130,13 +157,11 @@ def _make_store(root: S3Root) -> S3Store | None:
     config = root.config
     if config.expected_bucket_owner or not _expressible(config.extra_args):
         return None  # headers obstore does not send: boto3 takes every request
-    import botocore.session
-
-    session = botocore.session.get_session()
+    client = get_client(config)
+    session = client_session(client)  # the client's own: its credential chain, already resolved
     bundle = None
     if config.verify is not False:  # AWS_CA_BUNDLE, or ca_bundle in ~/.aws/config
         bundle = config.verify if isinstance(config.verify, str) else session.get_config_variable("ca_bundle")
-    client = get_client(config)
     credentials: Any = None
     if not config.unsigned:
         credentials = session.get_credentials()
@@ -324,7 +349,10 @@ def download_batch(root: S3Root, path: str, names: Sequence[str]) -> Iterator[tu
     def get(key: str) -> Callable[[], Awaitable[bytes]]:
         async def run() -> bytes:
             result = await obstore.get_async(store, key)
-            return bytes(await result.bytes_async())
+            # The body of a small object has arrived with its headers, or nearly: collecting
+            # it without a second await saves a wake-up of this loop from obstore's threads
+            # per file (measured: 1,000 files of 10 KiB, ~240 ms of CPU against ~300).
+            return bytes(result.bytes())
 
         return run
 

@@ -8,6 +8,7 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import quote
 
 from mlartifacts import MultipartLimits, Part, PendingUpload, PresignedUrl, hookimpl
+from mlartifacts.transfer import to_base64
 
 from ._client import signed_headers
 from ._errors import error_code, translate, translated
@@ -40,18 +41,26 @@ def create_multipart(root: S3Root, path: str) -> str:
 
 
 @hookimpl
-def upload_part(root: S3Root, path: str, upload_id: str, part_number: int, data: bytes) -> str:
+def upload_part(
+    root: S3Root, path: str, upload_id: str, part_number: int, data: bytes, crc32: int | None
+) -> str:
     key = root.key(path)
+    # x-amz-checksum-crc32 of the part: S3 refuses a part that arrives different (BadDigest),
+    # whatever the client's checksum defaults. The engine's (computed for its resume journal)
+    # when it has one, else botocore computes it from data: one pass over the part either way.
+    checksum: dict[str, Any] = (
+        {"ChecksumAlgorithm": "CRC32"}
+        if crc32 is None
+        else {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": to_base64(f"{crc32:08x}")}
+    )
     with translated(root, key):
-        # x-amz-checksum-crc32 of the part (botocore computes it from data; cheap): S3 refuses
-        # a part that arrives different (BadDigest), whatever the client's checksum defaults.
         response = root.client.upload_part(
             Bucket=root.bucket,
             Key=key,
             UploadId=upload_id,
             PartNumber=part_number,
             Body=data,
-            ChecksumAlgorithm="CRC32",
+            **checksum,
         )
     return response["ETag"]
 

@@ -17,11 +17,13 @@ from mlartifacts.errors import BackendError, NotFound, NotSupported, OperationTi
 from mlartifacts.hookspecs import Progress
 from mlartifacts.transfer import sha256_hex, time_left, valid_hex
 
-from ._errors import BY_CODE, error_code, translate, translated
+from ._errors import BY_CODE, error_code, translate, translate_obstore, translated
+from ._fast import fast_store, note_failure
 from ._root import DIGEST_KEY, S3Root, put_params
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
+    from obstore.store import S3Store
 
 __all__ = ["copy", "delete", "download", "list_entries", "read", "stat", "upload", "write"]
 
@@ -149,7 +151,62 @@ def list_entries(root: S3Root, path: str, recursive: bool) -> Iterator[FileInfo]
 
 
 def _list(root: S3Root, prefix: str, recursive: bool) -> Iterator[FileInfo]:
+    if recursive:
+        store = fast_store(root, "ListObjectsV2")
+        if store is not None:
+            return _list_fast(root, store, prefix)
+    return _list_boto3(root, prefix, recursive)
+
+
+def _list_fast(root: S3Root, store: S3Store, prefix: str) -> Iterator[FileInfo]:
+    """A recursive listing through obstore, which parses 1,000 keys in ~15 ms where botocore takes 70.
+
+    obstore names keys as paths: a directory marker ``a/`` comes back as an empty
+    object ``a``, and a key it cannot represent comes back altered. So at the first
+    empty object, unexpected name or failure, boto3 lists the rest, from the last key
+    given (StartAfter): the entries are exactly those of a botocore listing, and
+    errors are boto3's, translated as everywhere else.
+    """
+    import obstore
+
+    last: str | None = None
+    try:
+        for batch in obstore.list(store, prefix.rstrip("/") or None, chunk_size=1000):
+            for meta in batch:
+                key = meta["path"]
+                if not meta["size"] or not key.startswith(prefix) or not _as_listed(key):
+                    raise _Unsure(key)
+                modified = meta.get("last_modified")
+                yield FileInfo(
+                    root.rel(key),
+                    False,
+                    meta["size"],
+                    etag=(meta.get("e_tag") or "").strip('"') or None,
+                    modified=modified.timestamp() if modified is not None else None,
+                )
+                last = key
+        return
+    except Exception as exc:  # noqa: BLE001 - boto3 takes over, and raises its own error if any
+        note_failure(root, exc)
+        log.debug("listing %s through boto3 after %r: %s", root.uri(prefix), last, exc)
+    yield from _list_boto3(root, prefix, True, start_after=last)
+
+
+class _Unsure(Exception):
+    """A key obstore may have named differently from S3 (a directory marker, say)."""
+
+
+def _as_listed(key: str) -> bool:
+    # obstore replaces what is not valid UTF-8 with U+FFFD; control characters are refused.
+    return key.isprintable() and "\ufffd" not in key
+
+
+def _list_boto3(
+    root: S3Root, prefix: str, recursive: bool, start_after: str | None = None
+) -> Iterator[FileInfo]:
     delimiter: dict[str, Any] = {} if recursive else {"Delimiter": "/"}  # "/": direct children only
+    if start_after is not None:
+        delimiter["StartAfter"] = start_after
     pages = root.client.get_paginator("list_objects_v2").paginate(
         Bucket=root.bucket, Prefix=prefix, **delimiter
     )
@@ -220,6 +277,11 @@ def read(root: S3Root, path: str, offset: int, length: int | None) -> Iterator[b
         if head(root, key) is None:
             raise NotFound(f"no object at {root.uri(key)} (endpoint {root.endpoint})")
         return iter(())
+    store = fast_store(root, "GetObject")
+    if store is not None:
+        chunks = _read_fast(root, store, key, offset, length)
+        if chunks is not None:
+            return chunks
     ranged: dict[str, Any] = {}
     if offset or length is not None:
         ranged["Range"] = f"bytes={offset}-{'' if length is None else offset + length - 1}"
@@ -232,6 +294,40 @@ def read(root: S3Root, path: str, offset: int, length: int | None) -> Iterator[b
     except BotoCoreError as exc:
         raise translate(exc, root, key) from exc
     return _stream(root, key, body)
+
+
+def _read_fast(
+    root: S3Root, store: S3Store, key: str, offset: int, length: int | None
+) -> Iterator[bytes] | None:
+    """The object's bytes (a range of them) through obstore; None where boto3 should answer instead.
+
+    A large download's ranges arrive here, 10 at a time. obstore receives them on its
+    own threads, in Rust, where botocore's chain of Python readers copies every chunk
+    several times under the GIL.
+    A request obstore does not complete (missing object, range past the end, refused
+    certificate...) is asked again through boto3, which answers as it always did. Measured
+    in the engine (512 MiB, 16 MiB ranges, 10 at a time): 1.5-3x boto3's rate at 2/3 of its CPU.
+    """
+    import obstore
+
+    options: dict[str, Any] = {}
+    if offset or length is not None:
+        options["range"] = (offset, offset + length) if length is not None else {"offset": offset}
+    try:
+        result = obstore.get(store, key, options=options)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - boto3 asks again and raises its own error
+        note_failure(root, exc)
+        log.debug("reading %s through boto3 after: %s", root.uri(key), exc)
+        return None
+    return _stream_fast(root, key, result)
+
+
+def _stream_fast(root: S3Root, key: str, result: Any) -> Iterator[bytes]:
+    try:
+        for chunk in result.stream(min_chunk_size=_CHUNK):
+            yield bytes(chunk)  # the hook's promise (a copy: ~5 % of the CPU of a large download)
+    except Exception as exc:
+        raise translate_obstore(exc, root, key) from exc
 
 
 def _stream(root: S3Root, key: str, body: StreamingBody) -> Iterator[bytes]:
