@@ -7,6 +7,7 @@ differs), object tagging (the digest of a multipart object), user metadata.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from mlartifacts import ArtifactStore, Settings
-from mlartifacts.errors import ArtifactError
+from mlartifacts.errors import ArtifactError, IntegrityError
 from mlartifacts.testing.contract import random_bytes
 from mlartifacts_s3._root import DIGEST_KEY
 
@@ -126,3 +127,28 @@ def test_each_part_carries_the_crc32_the_engine_journaled(
     assert sorted(s.headers["x-amz-checksum-crc32"] for s in sent) == sorted(expected)
     # (PutObjectTagging's small XML body, which requires a checksum, is botocore's to sum.)
     assert [n for n in computed_by_botocore if n >= MiB] == []
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["obstore", "boto3"])
+def test_a_batch_member_changed_in_storage_is_refused(
+    unique_uri: str, tmp_path: Path, s3_env: Any, record: Recorder, fast: bool
+) -> None:
+    """Small files come down in batches, which a listing cannot check: each GET's recorded digest is."""
+    files = {f"m{i}.bin": random_bytes(2000 + i, seed=40 + i) for i in range(6)}
+    with ArtifactStore(unique_uri, settings=TUNED) as store:
+        for name, data in files.items():
+            store.write_bytes(f"tree/{name}", data)
+        root = store.backend.root
+        admin, key = s3_env.client(), root.key("tree/m3.bin")
+        got = admin.get_object(Bucket=root.bucket, Key=key)
+        flipped = bytearray(got["Body"].read())
+        flipped[7] ^= 0xFF
+        admin.put_object(Bucket=root.bucket, Key=key, Body=bytes(flipped), Metadata=got["Metadata"])
+        with ArtifactStore(unique_uri, settings=TUNED) as checked:
+            client = checked.backend.root.client
+            watching = record(client, "GetObject") if not fast else contextlib.nullcontext([])
+            with watching as gets, pytest.raises(IntegrityError, match=r"m3\.bin") as caught:
+                checked.download_tree("tree", str(tmp_path / "down"))
+            assert hashlib.sha256(files["m3.bin"]).hexdigest() in str(caught.value)
+            assert fast or gets  # watching GetObject sends the batch through boto3
+    assert not (tmp_path / "down" / "m3.bin").exists()

@@ -244,6 +244,36 @@ def test_batch_members_into_s3_are_checked_before_any_is_written(
         assert stored(seaweedfs, service, f"9/{run}/{name}")[0] == data
 
 
+def test_a_batch_member_changed_in_s3_is_refused_by_the_client(
+    service: Service, seaweedfs: SeaweedFS, client: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The server reads small members through S3's batch, which checks each GET's recorded digest;
+    a member that fails it is streamed with its recorded digest instead, and the client refuses it."""
+    import hashlib
+
+    from mlartifacts.errors import IntegrityError
+
+    run = uuid.uuid4().hex
+    files = {f"f{i}.bin": random_bytes(3000 + i, seed=60 + i) for i in range(8)}
+    with ArtifactStore(f"{service.url}{API}/artifacts/9/{run}") as store:
+        for name, data in files.items():
+            store.write_bytes(name, data)
+    admin, key = seaweedfs.client(), f"{service.prefix}/9/{run}/f5.bin"
+    got = admin.get_object(Bucket=service.bucket, Key=key)
+    flipped = bytearray(got["Body"].read())
+    flipped[11] ^= 0xFF
+    admin.put_object(Bucket=service.bucket, Key=key, Body=bytes(flipped), Metadata=got["Metadata"])
+    with (
+        ArtifactStore(f"{service.url}{API}/artifacts/9/{run}") as store,
+        pytest.raises(IntegrityError, match=r"f5\.bin") as caught,
+    ):
+        store.download_artifacts("", str(tmp_path / "dst"))
+    assert hashlib.sha256(files["f5.bin"]).hexdigest() in str(caught.value)
+    assert not (tmp_path / "dst" / "f5.bin").exists()
+    logged = [line for line in service.requests_logged() if run in line]
+    assert any(line.startswith(f"POST {API}/batch/download/9/{run}") for line in logged)
+
+
 def test_presigned_get_is_served_by_storage(service: Service, seaweedfs: SeaweedFS) -> None:
     run = uuid.uuid4().hex
     data = random_bytes(3 * MiB + 7)
