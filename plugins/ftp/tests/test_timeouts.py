@@ -12,60 +12,24 @@ pyftpdlib checks that a store with the capped timeout still works normally.
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Callable
-from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from mlartifacts import ArtifactStore, Settings
-from mlartifacts.errors import OperationTimeout, TransferError
-from mlartifacts.testing.servers import SilentServer
+from mlartifacts import ArtifactStore
+from mlartifacts.testing.contract import SilentEndpointTests
 
-TIMEOUT = 2.0
-MARGIN = 4.0  # a correctness bound (the deadline plus a few seconds), not a speed figure
-
-OPERATIONS: dict[str, Callable[[ArtifactStore, Path], object]] = {
-    "upload": lambda store, tmp: store.upload_file(str(tmp / "up.bin"), "up.bin"),
-    "download": lambda store, tmp: store.download_file("a.bin", str(tmp / "out" / "a.bin")),
-    "stat": lambda store, tmp: store.stat("a.bin"),
-    "list": lambda store, tmp: store.list_artifacts(""),
-}
+TIMEOUT = SilentEndpointTests.TIMEOUT
 
 
-def assert_timed_out(error: TransferError) -> None:
-    """The engine's deadline, or (when the capped socket timeout fired first) the socket's, from it."""
-    if not isinstance(error, OperationTimeout):
-        assert isinstance(error.__cause__, TimeoutError), repr(error.__cause__)
-        assert "timed out" in str(error)
-
-
-def settings() -> Settings:
-    return Settings.from_env().replace(timeout=TIMEOUT, retry_backoff=0.1, retry_backoff_max=0.5)
-
-
-@pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_a_silent_server_fails_at_the_deadline(tmp_path: Path, operation: str) -> None:
-    (tmp_path / "up.bin").write_bytes(b"up" * 1000)
-    with SilentServer() as server:
-        uri = f"ftp://tester:secret@127.0.0.1:{server.port}/runs"
-        with ArtifactStore(uri, settings=settings()) as store:
-            started = time.monotonic()
-            shown = re.escape(f"ftp://tester:***@127.0.0.1:{server.port}/runs")
-            with pytest.raises(TransferError, match=shown) as caught:
-                OPERATIONS[operation](store, tmp_path)
-            elapsed = time.monotonic() - started
-        assert_timed_out(caught.value)
-        assert elapsed < TIMEOUT + MARGIN, f"{operation} failed after {elapsed:.1f} s"
-        assert server.connections, "the client never connected"
-        late = server.open_after(TIMEOUT + MARGIN)
-        assert late == [], f"{len(late)} connection(s) still waiting on the silent server"
-    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+class TestSilentServer(SilentEndpointTests):
+    @pytest.fixture
+    def silent_uri(self) -> Callable[[int], str]:
+        return lambda port: f"ftp://tester:secret@127.0.0.1:{port}/runs"
 
 
 def test_the_capped_timeout_leaves_a_live_server_working(pyftpd_uri: str) -> None:
-    with ArtifactStore(pyftpd_uri, settings=settings()) as store:
+    with ArtifactStore(pyftpd_uri, settings=SilentEndpointTests.timeout_settings()) as store:
         assert store.backend.root.fs.config.timeout == TIMEOUT
         store.write_bytes("a.txt", b"alive")
         assert store.read_bytes("a.txt") == b"alive"

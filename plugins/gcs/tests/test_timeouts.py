@@ -14,61 +14,30 @@ requests carry on a live server.
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Callable
-from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from mlartifacts import ArtifactStore, Settings
-from mlartifacts.errors import OperationTimeout, TransferError
-from mlartifacts.testing.servers import SilentServer
+from mlartifacts import ArtifactStore
+from mlartifacts.testing.contract import SilentEndpointTests
 
-TIMEOUT = 2.0
-MARGIN = 4.0  # a correctness bound (the deadline plus a few seconds), not a speed figure
-
-OPERATIONS: dict[str, Callable[[ArtifactStore, Path], object]] = {
-    "upload": lambda store, tmp: store.upload_file(str(tmp / "up.bin"), "up.bin"),
-    "download": lambda store, tmp: store.download_file("a.bin", str(tmp / "out" / "a.bin")),
-    "stat": lambda store, tmp: store.stat("a.bin"),
-    "list": lambda store, tmp: store.list_artifacts(""),
-}
+TIMEOUT = SilentEndpointTests.TIMEOUT
 
 
-def settings() -> Settings:
-    return Settings.from_env().replace(timeout=TIMEOUT, retry_backoff=0.1, retry_backoff_max=0.5)
+class TestSilentEndpoint(SilentEndpointTests):
+    ours = b"/silent/o"  # object requests (the bucket's background metadata fetch is not ours)
 
+    @pytest.fixture
+    def silent_uri(self, google_env: pytest.MonkeyPatch) -> Callable[[int], str]:
+        def uri(port: int) -> str:
+            google_env.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+            return "gs://silent/runs"
 
-def assert_timed_out(error: TransferError) -> None:
-    """The engine's deadline, or (when the capped request timeout fired first) the request's, from it."""
-    if not isinstance(error, OperationTimeout):
-        assert error.__cause__ is not None and "timed out" in str(error.__cause__).lower(), repr(error)
-
-
-@pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_a_silent_endpoint_fails_at_the_deadline(
-    google_env: pytest.MonkeyPatch, tmp_path: Path, operation: str
-) -> None:
-    (tmp_path / "up.bin").write_bytes(b"up" * 1000)
-    with SilentServer() as server:
-        google_env.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.port}")
-        with ArtifactStore("gs://silent/runs", settings=settings()) as store:
-            started = time.monotonic()
-            with pytest.raises(TransferError, match=re.escape("gs://silent/runs")) as caught:
-                OPERATIONS[operation](store, tmp_path)
-            elapsed = time.monotonic() - started
-        assert_timed_out(caught.value)
-        assert elapsed < TIMEOUT + MARGIN, f"{operation} failed after {elapsed:.1f} s"
-        ours = b"/silent/o"  # object requests (the bucket's background metadata fetch is not ours)
-        assert any(ours in c.received for c in server.connections), "no request of ours reached the server"
-        late = server.open_after(TIMEOUT + MARGIN, sent=ours)
-        assert late == [], f"{len(late)} request(s) still waiting on the silent endpoint"
-    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+        return uri
 
 
 def test_requests_carry_the_capped_timeout(unique_uri: str) -> None:
-    with ArtifactStore(unique_uri, settings=settings()) as store:
+    with ArtifactStore(unique_uri, settings=SilentEndpointTests.timeout_settings()) as store:
         session = store.backend.root.client.session
         original = session.request
         timeouts: list[object] = []

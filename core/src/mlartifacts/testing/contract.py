@@ -36,6 +36,7 @@ from ..paths import TEMP_PREFIX
 from ._fixtures import ContractFixtures, digest, random_bytes, read_tree, write_tree
 from ._integrity_tests import Corrupt, IntegrityTests, flip_byte_in_place
 from ._resume_tests import ResumeTests
+from ._silent_tests import SilentEndpointTests
 
 __all__ = [
     "ArtifactStoreContract",
@@ -51,6 +52,7 @@ __all__ = [
     "RangedReadTests",
     "ResumeTests",
     "RoundTripTests",
+    "SilentEndpointTests",
     "StreamTests",
     "TreeTests",
     "ConcurrencyTests",
