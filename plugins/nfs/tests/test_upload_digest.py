@@ -118,16 +118,33 @@ def rewriting_put_file(monkeypatch: pytest.MonkeyPatch, change: Callable[[Path],
     monkeypatch.setattr(LocalFS, "put_file", put_file)
 
 
-@pytest.mark.parametrize("size", [len(OLD), 100_000], ids=["hashed-on-a-thread", "small-hashed-inline"])
+def test_a_small_file_is_uploaded_from_one_read(
+    store: ArtifactStore, root: Path, tmp_path: Path, read_back: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No kernel copy and no second read: what was read is what is hashed and written."""
+    source = tmp_path / "small.bin"
+    source.write_bytes(OLD[:100_000])  # fresh: no waiting for the file clock either
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("a small file went through the kernel copy")
+
+    monkeypatch.setattr(LocalFS, "put_file", refuse)
+    store.log_artifact(str(source), "m")
+    stored = root / "m" / "small.bin"
+    assert stored.read_bytes() == OLD[:100_000]
+    assert recorded(stored) == sha(OLD[:100_000])
+    assert read_back == []
+    assert store.verify().ok
+
+
 def test_a_source_changed_during_the_copy_has_its_copy_hashed(
     store: ArtifactStore,
     root: Path,
     tmp_path: Path,
     read_back: list[str],
     monkeypatch: pytest.MonkeyPatch,
-    size: int,
 ) -> None:
-    old, new = OLD[:size], NEW[:size]
+    old, new = OLD, NEW
     source = settled(tmp_path / "model.bin", old)
 
     def rewrite_keeping_size_and_time(path: Path) -> None:

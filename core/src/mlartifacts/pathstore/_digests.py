@@ -25,6 +25,7 @@ from ._protocol import PathFileSystem, PathInfo
 
 __all__ = [
     "SIDECAR_LIMIT",
+    "SMALL_FILE",
     "XATTR",
     "format_line",
     "judge",
@@ -50,8 +51,9 @@ _MAX_LINE = 256
 #: hash beside the copy is not trusted, the copy is hashed instead ("racy git").
 RACY_SECONDS = 2.0
 _BLOCK = 4 * 1024 * 1024  # large enough that hashlib hashes without the GIL
-#: Files up to this size are hashed in the caller's thread, in one read, before the copy.
-_INLINE = 1024 * 1024
+#: Files up to this size are uploaded from one read, hashed in the caller's thread (no kernel
+#: copy, no thread: for a small file both cost more than the hash).
+SMALL_FILE = 1024 * 1024
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -78,10 +80,7 @@ class _Beside:
         except OSError:  # the copy's own error tells why
             self._before = None
         self._thread = threading.Thread(target=self._run, name="mlartifacts-hash", daemon=True)
-        if self._before is not None and self._before.st_size <= _INLINE:
-            self._run()  # a small file: hashed at once, a thread would cost more than the hash
-        else:
-            self._thread.start()
+        self._thread.start()
 
     def _run(self) -> None:
         if self._before is None:
@@ -91,11 +90,6 @@ class _Beside:
                 if _identity(os.fstat(f.fileno())) != _identity(self._before):
                     return  # replaced since it was looked at: not what the copy reads
                 digest = hashlib.sha256()
-                if self._before.st_size <= _INLINE:
-                    data = f.read(self._before.st_size + 1)  # one read (+1: grown meanwhile)
-                    if len(data) == self._before.st_size:
-                        self._digest = hashlib.sha256(data).hexdigest()
-                    return
                 buffer = memoryview(bytearray(_BLOCK))
                 while not self._stop.is_set():
                     n = f.readinto(buffer)
@@ -129,8 +123,7 @@ class _Beside:
         self._join()
 
     def _join(self) -> None:
-        if self._thread.ident is not None:  # started (a small file was hashed inline)
-            self._thread.join()
+        self._thread.join()
 
 
 def digest_beside(local_file: str) -> _Beside:

@@ -7,6 +7,7 @@ that parses its URIs; this object is what it registers (its entry point names it
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -16,7 +17,7 @@ from ..config import Settings
 from ..errors import ArtifactError, InvalidPath, NotFound
 from ..hookspecs import Progress, hookimpl
 from ..paths import TEMP_PREFIX
-from ._digests import digest_beside, read_digest, read_record, stored_sha256
+from ._digests import SMALL_FILE, digest_beside, read_digest, read_record, stored_sha256
 from ._files import CallerError, not_a_file, open_reader, read_blocks, write_atomically, write_stream
 from ._protocol import PathFileSystem
 from ._root import PathRoot
@@ -118,6 +119,12 @@ class PathStorePlugin:
         fs = root.fs
         with self._errors(root, path, "upload"):
             if fs.has("put_file"):
+                small = _small_file(local_file) if root.digests and digest is None else None
+                if small is not None:
+                    # Read once, hashed and written from that buffer: for a small file, cheaper
+                    # than a kernel copy plus a second read to hash it, and nothing can race it.
+                    write_stream(root, path, (small,), progress)
+                    return
                 self._put_file(root, path, local_file, progress, digest)
                 return
             with open(local_file, "rb") as src:
@@ -215,3 +222,12 @@ class PathStorePlugin:
             temp = fs.pathmod.join(root.path(path), upload_id)
             if fs.stat(temp, follow=False) is not None:  # already gone: nothing to free
                 fs.remove(temp)
+
+
+def _small_file(local_file: str) -> bytes | None:
+    """The whole content of ``local_file`` if it is at most :data:`SMALL_FILE` bytes, else None."""
+    with open(local_file, "rb", buffering=0) as src:
+        if os.fstat(src.fileno()).st_size > SMALL_FILE:
+            return None
+        data = src.read(SMALL_FILE + 1)  # one read (+1: it may have grown meanwhile)
+    return data if len(data) <= SMALL_FILE else None
