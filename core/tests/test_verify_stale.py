@@ -19,8 +19,11 @@ import pytest
 
 from mlartifacts import ArtifactStore, FileInfo
 from mlartifacts.cli import run
+from mlartifacts.server import ServerConfig, create_app
 from mlartifacts.sync import decide
 from mlartifacts.testing.contract import random_bytes, read_tree, write_tree
+
+from .conftest import API, serve_app
 
 TREE = {
     "model.bin": random_bytes(200_000, seed=5),
@@ -79,6 +82,21 @@ def test_verify_reports_a_file_changed_since_recorded(
     assert "changed    conf/params.json: changed in the store since its digest was recorded" in out
     assert "no digest recorded" not in out
     assert "1 problem" in out
+
+
+def test_verify_through_the_service_reports_a_file_changed_since_recorded(tmp_path: Path) -> None:
+    """The service's listing carries the stale record, so a client's verify sees the change too."""
+    _, root = stored_tree(tmp_path)
+    rewrite_outside(root / "conf/params.json", OTHER)
+    app = create_app(ServerConfig(artifacts_destination=str(root)))
+    with serve_app(app) as url, ArtifactStore(url + API) as store:
+        listed = {i.path: i for i in store.iter_files()}
+        report = store.verify()
+    assert listed["conf/params.json"].digest is None and listed["conf/params.json"].stale_digest
+    assert listed["model.bin"].digest and listed["model.bin"].stale_digest is None
+    assert not report.ok and report.size_only == []
+    [issue] = report.issues
+    assert (issue.path, issue.problem) == ("conf/params.json", "changed")
 
 
 def test_a_file_only_touched_still_verifies_by_its_digest(

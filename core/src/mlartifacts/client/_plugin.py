@@ -303,11 +303,19 @@ class ArtifactsServiceClient(MultipartUploads, BatchTransfers):
 
 
 def _file(path: str, entry: dict[str, Any]) -> FileInfo:
-    """A file of a listing; our server's ``details`` carry its digest as ``sha256:<hex>``."""
-    digest = entry.get("digest")
-    sha256 = (
-        valid_hex(digest[len("sha256:") :])
-        if isinstance(digest, str) and digest.startswith("sha256:")
-        else None
+    """A file of a listing; our server's ``details`` carry its digest as ``sha256:<hex>``
+    (and, for a file changed since it was recorded, the old one as ``stale_digest``)."""
+    return FileInfo(
+        path,
+        False,
+        int(entry.get("file_size") or 0),
+        digest=_sha256(entry.get("digest")),
+        stale_digest=_sha256(entry.get("stale_digest")),
     )
-    return FileInfo(path, False, int(entry.get("file_size") or 0), digest=sha256)
+
+
+def _sha256(value: object) -> str | None:
+    """The hex digest of a listing's ``sha256:<hex>``, else None."""
+    if isinstance(value, str) and value.startswith("sha256:"):
+        return valid_hex(value[len("sha256:") :])
+    return None

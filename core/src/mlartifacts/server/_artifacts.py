@@ -114,7 +114,8 @@ class ArtifactsApi:
         relative to it), ``max_results`` / ``page_token`` page through large
         directories (``next_page_token`` is returned while more remain), and
         ``details=true`` adds ``modified`` (POSIX seconds) and ``digest``
-        (``<algorithm>:<hex>``) where the destination knows them.
+        (``<algorithm>:<hex>``) where the destination knows them, and ``stale_digest``
+        for a file changed (outside mlartifacts) since its digest was recorded.
         """
         path = request_path(request.query_params.get("path"))
         recursive = request.query_params.get("recursive", "").lower() in ("1", "true", "yes")
@@ -161,6 +162,8 @@ class ArtifactsApi:
                     row["digest"] = f"sha256:{info.digest}"
                 elif info.checksum is not None:
                     row["digest"] = f"{info.checksum.algorithm}:{info.checksum.value}"
+                if info.stale_digest is not None:  # recorded before the file changed outside
+                    row["stale_digest"] = f"sha256:{info.stale_digest}"
             files.append(row)
             served.append(info)
         # A client lists, then fetches: the sizes let a batch download skip a stat per file.
