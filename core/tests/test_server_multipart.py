@@ -119,7 +119,11 @@ class Setup:
 
 @pytest.fixture
 def setup(client_env: pytest.MonkeyPatch) -> Iterator[Setup]:
-    backend = PresigningMemory(MultipartLimits(5 * MiB, 5 << 30, 10_000))
+    yield from serving(PresigningMemory(MultipartLimits(5 * MiB, 5 << 30, 10_000)))
+
+
+def serving(backend: PresigningMemory) -> Iterator[Setup]:
+    """The service on ``backend`` (as ``memory://bucket/dest``) and its presigned storage, both served."""
     storage = Storage(backend)
     registry = PluginRegistry(autoload=False)
     registry.register(backend, "memory")

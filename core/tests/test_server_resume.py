@@ -9,20 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from mlartifacts import ArtifactStore, Capabilities, MultipartLimits, PluginRegistry, Settings, hookimpl
+from mlartifacts import ArtifactStore, Capabilities, MultipartLimits, Settings, hookimpl
 from mlartifacts.client import plugin as client_plugin
 from mlartifacts.errors import TransientError
-from mlartifacts.server import ServerConfig, create_app
 from mlartifacts.testing._resume_tests import journal_entries
 from mlartifacts.testing.contract import random_bytes
 
-from .conftest import serve_app
-from .test_server_multipart import MiB, PresigningMemory, Setup, Storage, enable_proxy_multipart
+from .test_server_multipart import MiB, PresigningMemory, Setup, enable_proxy_multipart, serving
 
 
 class ListingPresigningMemory(PresigningMemory):
@@ -33,21 +30,7 @@ class ListingPresigningMemory(PresigningMemory):
 
 @pytest.fixture
 def setup(client_env: pytest.MonkeyPatch) -> Iterator[Setup]:
-    backend = ListingPresigningMemory(MultipartLimits(5 * MiB, 5 << 30, 10_000))
-    storage = Storage(backend)
-    registry = PluginRegistry(autoload=False)
-    registry.register(backend, "memory")
-    seen: list[str] = []
-    service = create_app(ServerConfig(artifacts_destination="memory://bucket/dest"), registry=registry)
-
-    async def spy(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            seen.append(f"{scope['method']} {scope['path']}")
-        await service(scope, receive, send)
-
-    with serve_app(storage.app()) as storage_url, serve_app(spy) as service_url:
-        backend.storage_url = storage_url
-        yield Setup(service_url, storage, backend, seen)
+    yield from serving(ListingPresigningMemory(MultipartLimits(5 * MiB, 5 << 30, 10_000)))
 
 
 def test_server_info_advertises_list_parts(setup: Setup) -> None:
