@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 from xml.sax.saxutils import escape
 
-from mlartifacts.testing.servers import ServerProcess, free_port
+from mlartifacts.testing.servers import ServerProcess, free_port, tcp_open, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 TOOLS = REPO / "tools" / "hdfs"
@@ -243,6 +243,9 @@ def start_cluster(
     )
     cluster.namenode = cluster._daemon(NAMENODE, "namenode").start()
     try:
+        # The DataNode binds ports of its own choosing (port 0) as it starts: started before the
+        # NameNode holds its RPC port, it could take that very port (seen: "Address already in use").
+        wait_for(tcp_open(port), timeout=120, proc=cluster.namenode, what="the HDFS NameNode")
         cluster.datanode = cluster._daemon(DATANODE, "datanode-1").start()
         try:
             _wait_block_report(cluster.namenode, cluster.datanode)
